@@ -1,0 +1,22 @@
+# mux-master-operator: the two commands a person needs are `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+include tools/tools.mk
+
+.PHONY: help build lint test unit demo bench crd
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+
+build: ## build the operator and mux-sim
+	$(CARGO) build --locked --bins
+
+lint: ## rustfmt and clippy, warnings are errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+test: tools lint ## every test: lint, unit, and integration tests against real components
+	$(CARGO) test --locked --all-targets -- --test-threads=$${TEST_THREADS:-4}

@@ -1,0 +1,12 @@
+//! The Mux API: wire types, the typed client, rate limiting and webhook signatures.
+//! Knows nothing of Kubernetes.
+
+pub mod client;
+pub mod error;
+pub mod ratelimit;
+pub mod signature;
+pub mod types;
+
+pub use client::{Credentials, MuxClient, MuxClients, MuxConfig, RequestObserver, RequestRecord};
+pub use error::{ErrorKind, MuxError};
+pub use ratelimit::Rate;

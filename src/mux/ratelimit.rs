@@ -1,0 +1,169 @@
+//! Client-side rate limiting: one limiter per Mux environment, shared by every caller.
+//!
+//! Each class of request (POST, everything else) has a GCRA bucket: a request reserves the
+//! next slot and sleeps until it comes, so waiting callers are served in order and nobody
+//! spins. A 429 from Mux halves the rate and pauses the bucket for `Retry-After` (or one
+//! interval); each success wins back a twentieth of the configured rate (AIMD), so a
+//! misconfigured limit converges on what Mux really allows.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// The rate of one class of requests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    /// Sustained requests per second.
+    pub per_second: f64,
+    /// How many may go at once after a quiet spell.
+    pub burst: u32,
+}
+
+impl Rate {
+    pub const fn new(per_second: f64, burst: u32) -> Self {
+        Self { per_second, burst }
+    }
+}
+
+/// The slowest a bucket goes after repeated 429s, as a share of the configured rate.
+const MIN_SHARE: f64 = 0.1;
+/// How much of the configured rate each success wins back.
+const RECOVERY_SHARE: f64 = 0.05;
+
+#[derive(Debug)]
+pub struct Bucket {
+    configured: Rate,
+    state: Mutex<BucketState>,
+}
+
+#[derive(Debug)]
+struct BucketState {
+    /// The current sustained rate (below `configured` after 429s).
+    per_second: f64,
+    /// Theoretical arrival time of the next request (GCRA).
+    tat: Instant,
+}
+
+impl Bucket {
+    pub fn new(rate: Rate) -> Self {
+        assert!(rate.per_second > 0.0, "a rate must be positive");
+        Self {
+            configured: rate,
+            state: Mutex::new(BucketState {
+                per_second: rate.per_second,
+                tat: Instant::now(),
+            }),
+        }
+    }
+
+    /// Reserves a slot and returns when the request may go.
+    pub async fn acquire(&self) {
+        let at = self.reserve(Instant::now());
+        tokio::time::sleep_until(at).await;
+    }
+
+    /// Reserves the next slot at or after `now` and returns its time. Pure bookkeeping.
+    pub fn reserve(&self, now: Instant) -> Instant {
+        let mut state = self.state.lock().expect("rate limiter lock");
+        let interval = Duration::from_secs_f64(1.0 / state.per_second);
+        let tolerance = interval * self.configured.burst.saturating_sub(1);
+        let tat = state.tat.max(now);
+        let allowed_at = tat.checked_sub(tolerance).unwrap_or(now).max(now);
+        state.tat = tat + interval;
+        allowed_at
+    }
+
+    /// Mux said 429: halve the rate and hold every request back for `retry_after`.
+    pub fn throttled(&self, retry_after: Option<Duration>) {
+        let mut state = self.state.lock().expect("rate limiter lock");
+        let floor = self.configured.per_second * MIN_SHARE;
+        state.per_second = (state.per_second / 2.0).max(floor);
+        let pause = retry_after.unwrap_or(Duration::from_secs_f64(1.0 / state.per_second));
+        state.tat = state.tat.max(Instant::now() + pause);
+    }
+
+    /// A request went through: win back some of the rate lost to 429s.
+    pub fn succeeded(&self) {
+        let mut state = self.state.lock().expect("rate limiter lock");
+        let step = self.configured.per_second * RECOVERY_SHARE;
+        state.per_second = (state.per_second + step).min(self.configured.per_second);
+    }
+
+    /// The current sustained rate.
+    pub fn current_rate(&self) -> f64 {
+        self.state.lock().expect("rate limiter lock").per_second
+    }
+}
+
+/// The two buckets of one Mux environment.
+#[derive(Debug)]
+pub struct RateLimiter {
+    pub post: Bucket,
+    pub other: Bucket,
+}
+
+impl RateLimiter {
+    pub fn new(post: Rate, other: Rate) -> Self {
+        Self {
+            post: Bucket::new(post),
+            other: Bucket::new(other),
+        }
+    }
+
+    pub fn bucket(&self, method: &http::Method) -> &Bucket {
+        if method == http::Method::POST {
+            &self.post
+        } else {
+            &self.other
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn slots_are_spaced_by_the_rate_after_the_burst() {
+        let bucket = Bucket::new(Rate::new(5.0, 2));
+        let now = Instant::now();
+        let slots: Vec<_> = (0..5).map(|_| bucket.reserve(now) - now).collect();
+        let ms: Vec<u128> = slots.iter().map(|d| d.as_millis()).collect();
+        assert_eq!(ms, vec![0, 0, 200, 400, 600]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_spell_refills_the_burst_but_no_more() {
+        let bucket = Bucket::new(Rate::new(1.0, 3));
+        let start = Instant::now();
+        for _ in 0..3 {
+            bucket.reserve(start);
+        }
+        let later = start + Duration::from_secs(60);
+        let slots: Vec<u128> = (0..4)
+            .map(|_| (bucket.reserve(later) - later).as_millis())
+            .collect();
+        assert_eq!(slots, vec![0, 0, 0, 1000]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_halves_the_rate_pauses_and_successes_recover_it() {
+        let bucket = Bucket::new(Rate::new(4.0, 1));
+        bucket.throttled(Some(Duration::from_secs(2)));
+        assert_eq!(bucket.current_rate(), 2.0);
+        let now = Instant::now();
+        assert!(bucket.reserve(now) - now >= Duration::from_secs(2));
+        for _ in 0..100 {
+            bucket.succeeded();
+        }
+        assert_eq!(bucket.current_rate(), 4.0);
+        for _ in 0..10 {
+            bucket.throttled(None);
+        }
+        assert!(
+            (bucket.current_rate() - 0.4).abs() < 1e-9,
+            "floored at a tenth"
+        );
+    }
+}

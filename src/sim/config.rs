@@ -1,0 +1,183 @@
+//! mux-sim's settings: set by flags at start, changed at run time by `PATCH /_sim/config`.
+
+use std::time::Duration;
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+fn duration_arg(text: &str) -> Result<Duration, String> {
+    crate::duration::parse(text)
+}
+
+/// Serialises durations as milliseconds, so `PATCH /_sim/config` takes plain numbers.
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+/// Everything about how the emulated Mux behaves.
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
+pub struct Switches {
+    // --- The master's lifecycle -----------------------------------------------------
+    /// How long a master stays `preparing` once the asset is ready.
+    #[arg(long, default_value = "2s", value_parser = duration_arg)]
+    #[serde(with = "millis", rename = "master_prepare_delay_ms")]
+    pub master_prepare_delay: Duration,
+    /// How long a new asset (or a recording just ended) stays `preparing`.
+    #[arg(long, default_value = "1s", value_parser = duration_arg)]
+    #[serde(with = "millis", rename = "asset_prepare_delay_ms")]
+    pub asset_prepare_delay: Duration,
+    /// How long a master URL works (24 h at Mux).
+    #[arg(long, default_value = "24h", value_parser = duration_arg)]
+    #[serde(with = "millis", rename = "url_lifetime_ms")]
+    pub url_lifetime: Duration,
+    /// Undocumented at Mux: the URL's window counts from `ready` rather than from the
+    /// request. Off: it counts from the request.
+    #[arg(long)]
+    pub window_from_ready: bool,
+    /// Undocumented at Mux: a second PUT `temporary` on a ready master gives a new URL and
+    /// a new window. Off: the same URL comes back, and only `none` → `temporary` renews.
+    #[arg(long)]
+    pub renew_on_repeat: bool,
+    /// Undocumented at Mux: the expiry of a URL sends `video.asset.master.deleted`.
+    #[arg(long)]
+    pub expiry_webhook: bool,
+    /// Reported in the field: right after `ready` the file still grows. For this long after
+    /// `ready` the served file is shorter than its final size.
+    #[arg(long, default_value = "0s", value_parser = duration_arg)]
+    #[serde(with = "millis", rename = "growth_ms")]
+    pub growth: Duration,
+    /// The share of the final size served right at `ready` when `growth` is set.
+    #[arg(long, default_value_t = 0.9)]
+    pub growth_initial_fraction: f64,
+    /// The size of the masters of assets created through `POST /video/v1/assets`.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub default_master_size: u64,
+
+    // --- Rate limits ----------------------------------------------------------------
+    /// Sustained POST requests per second to /video/*.
+    #[arg(long, default_value_t = 1.0)]
+    pub post_rate: f64,
+    #[arg(long, default_value_t = 3)]
+    pub post_burst: u32,
+    /// Sustained requests per second of every other method.
+    #[arg(long, default_value_t = 5.0)]
+    pub other_rate: f64,
+    #[arg(long, default_value_t = 10)]
+    pub other_burst: u32,
+    /// Undocumented at Mux: send `Retry-After` with a 429.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub retry_after: bool,
+
+    // --- Faults on /video/* ---------------------------------------------------------
+    /// The share of API requests answered 500.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Answer this many of the next API requests with 500.
+    #[arg(long, default_value_t = 0)]
+    pub fail_next: u32,
+    /// Added to every API request.
+    #[arg(long, default_value = "0s", value_parser = duration_arg)]
+    #[serde(with = "millis", rename = "latency_ms")]
+    pub latency: Duration,
+    /// The share of API requests whose connection is dropped before the body.
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_rate: f64,
+    /// The share of API requests answered 200 with a malformed body.
+    #[arg(long, default_value_t = 0.0)]
+    pub malformed_rate: f64,
+    /// Cut this many of the next master downloads short, after `master_drop_after` bytes.
+    #[arg(long, default_value_t = 0)]
+    pub master_drops: u32,
+    #[arg(long, default_value_t = 1 << 20)]
+    pub master_drop_after: u64,
+
+    // --- Webhooks -------------------------------------------------------------------
+    /// Where to POST webhook events (repeatable).
+    #[arg(long = "webhook-url")]
+    pub webhook_urls: Vec<String>,
+    /// The signing secret of the webhook endpoints.
+    #[arg(long, default_value = "mux-sim-signing-secret")]
+    pub webhook_secret: String,
+    /// Deliver events at all.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub webhooks_enabled: bool,
+    /// Deliver every event twice.
+    #[arg(long)]
+    pub webhook_duplicate: bool,
+    /// Deliver events out of order (each first attempt waits a random delay up to this).
+    #[arg(long, default_value = "0s", value_parser = duration_arg)]
+    #[serde(with = "millis", rename = "webhook_reorder_ms")]
+    pub webhook_reorder: Duration,
+    /// The first retry delay after a non-2xx answer; it doubles each attempt.
+    #[arg(long, default_value = "1s", value_parser = duration_arg)]
+    #[serde(with = "millis", rename = "webhook_retry_base_ms")]
+    pub webhook_retry_base: Duration,
+    /// Give up on a delivery after this many attempts (Mux retries for 24 hours).
+    #[arg(long, default_value_t = 18)]
+    pub webhook_max_attempts: u32,
+}
+
+impl Switches {
+    /// The switches with `patch` (a JSON object of some fields) applied.
+    pub fn patched(&self, patch: &serde_json::Value) -> Result<Switches, String> {
+        let mut merged = serde_json::to_value(self).map_err(|e| e.to_string())?;
+        let (Some(target), Some(patch)) = (merged.as_object_mut(), patch.as_object()) else {
+            return Err("the patch must be a JSON object".into());
+        };
+        for (key, value) in patch {
+            if !target.contains_key(key) {
+                return Err(format!("unknown setting {key:?}"));
+            }
+            target.insert(key.clone(), value.clone());
+        }
+        serde_json::from_value(merged).map_err(|e| e.to_string())
+    }
+}
+
+impl Default for Switches {
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            switches: Switches,
+        }
+        <Defaults as clap::Parser>::parse_from(["mux-sim"]).switches
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_mux() {
+        let s = Switches::default();
+        assert_eq!(s.url_lifetime, Duration::from_secs(86_400));
+        assert_eq!((s.post_rate, s.other_rate), (1.0, 5.0));
+        assert!(s.retry_after && s.webhooks_enabled && !s.renew_on_repeat);
+    }
+
+    #[test]
+    fn a_patch_changes_only_what_it_names_and_refuses_typos() {
+        let s = Switches::default();
+        let p = s
+            .patched(&serde_json::json!({"url_lifetime_ms": 5000, "renew_on_repeat": true}))
+            .unwrap();
+        assert_eq!(p.url_lifetime, Duration::from_secs(5));
+        assert!(p.renew_on_repeat);
+        assert_eq!(p.post_rate, s.post_rate);
+        assert!(
+            s.patched(&serde_json::json!({"url_lifetme_ms": 1}))
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,183 @@
+//! The master file at its signed URL: GET (whole or `Range`) and HEAD, 403 once the URL
+//! has expired or access was turned off. Stands in for mezzanine.mux.com.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+
+use super::Sim;
+use super::content;
+
+/// How much the server generates per chunk of the body.
+const CHUNK: usize = 256 * 1024;
+
+pub fn routes() -> Router<Arc<Sim>> {
+    Router::new().route("/{id}/mezzanine.mp4", get(master_file))
+}
+
+#[derive(serde::Deserialize)]
+struct UrlQuery {
+    skid: Option<String>,
+    signature: Option<String>,
+    download: Option<String>,
+}
+
+async fn master_file(
+    State(sim): State<Arc<Sim>>,
+    method: Method,
+    Path(id): Path<String>,
+    Query(query): Query<UrlQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let route = "/{id}/mezzanine.mp4";
+    let (skid, signature) = (
+        query.skid.unwrap_or_default(),
+        query.signature.unwrap_or_default(),
+    );
+    let authorized = sim.with_world(|w, now, sw| {
+        let events = w.advance(now, sw);
+        (
+            w.authorize_download(&id, &skid, &signature, now, sw),
+            events,
+        )
+    });
+    let Some((seed, length)) = authorized else {
+        sim.stats.record(method.as_str(), route, Some(&id), 403);
+        return (
+            StatusCode::FORBIDDEN,
+            "403 Forbidden: this URL is invalid or has expired\n",
+        )
+            .into_response();
+    };
+    let range = match headers
+        .get(header::RANGE)
+        .map(|v| parse_range(v.to_str().unwrap_or(""), length))
+    {
+        None => None,
+        Some(Some(range)) => Some(range),
+        Some(None) => {
+            sim.stats.record(method.as_str(), route, Some(&id), 416);
+            let mut response = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            response
+                .headers_mut()
+                .insert(header::CONTENT_RANGE, value(&format!("bytes */{length}")));
+            return response;
+        }
+    };
+    let (start, end) = range.unwrap_or((0, length));
+    let status = if range.is_some() {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    sim.stats
+        .record(method.as_str(), route, Some(&id), status.as_u16());
+
+    // A test can ask for the next downloads to be cut short.
+    let cut_after = if method == Method::GET {
+        let mut sw = sim.switches.write().expect("switches lock");
+        (sw.master_drops > 0).then(|| {
+            sw.master_drops -= 1;
+            sw.master_drop_after
+        })
+    } else {
+        None
+    };
+
+    let body = if method == Method::HEAD {
+        Body::empty()
+    } else {
+        stream_body(seed, start, end, cut_after)
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    if range.is_some() {
+        h.insert(
+            header::CONTENT_RANGE,
+            value(&format!("bytes {start}-{}/{length}", end.saturating_sub(1))),
+        );
+    }
+    if let Some(name) = query.download.filter(|n| !n.contains('"')) {
+        h.insert(
+            header::CONTENT_DISPOSITION,
+            value(&format!("attachment; filename=\"{name}\"")),
+        );
+    }
+    response
+}
+
+fn value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// Bytes `[start, end)` of the master, generated chunk by chunk; cut with a connection
+/// error after `cut_after` bytes when asked.
+fn stream_body(seed: u64, start: u64, end: u64, cut_after: Option<u64>) -> Body {
+    let stop = cut_after.map(|n| (start + n).min(end)).unwrap_or(end);
+    let cut = cut_after.is_some() && stop < end;
+    let stream = futures::stream::unfold(start, move |offset| async move {
+        if offset >= stop {
+            return cut.then(|| {
+                let err = std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "mux-sim cut the download",
+                );
+                (Err(err), u64::MAX)
+            });
+        }
+        let n = ((stop - offset) as usize).min(CHUNK);
+        let mut buf = vec![0u8; n];
+        content::fill(seed, offset, &mut buf);
+        Some((
+            Ok::<Bytes, std::io::Error>(Bytes::from(buf)),
+            offset + n as u64,
+        ))
+    });
+    Body::from_stream(stream)
+}
+
+/// One `bytes=` range as `[start, end)`; `None` when it cannot be satisfied.
+fn parse_range(header: &str, length: u64) -> Option<(u64, u64)> {
+    let spec = header.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None; // Several ranges: not something a downloader needs.
+    }
+    let (first, last) = spec.split_once('-')?;
+    let (start, end) = if first.is_empty() {
+        let suffix: u64 = last.parse().ok()?;
+        (length.saturating_sub(suffix), length)
+    } else {
+        let start: u64 = first.parse().ok()?;
+        let end = if last.is_empty() {
+            length
+        } else {
+            last.parse::<u64>().ok()?.saturating_add(1).min(length)
+        };
+        (start, end)
+    };
+    (start < end && start < length).then_some((start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges_parse_as_http_defines_them() {
+        assert_eq!(parse_range("bytes=0-99", 1000), Some((0, 100)));
+        assert_eq!(parse_range("bytes=900-", 1000), Some((900, 1000)));
+        assert_eq!(parse_range("bytes=-100", 1000), Some((900, 1000)));
+        assert_eq!(parse_range("bytes=950-5000", 1000), Some((950, 1000)));
+        assert_eq!(parse_range("bytes=1000-", 1000), None);
+        assert_eq!(parse_range("items=0-1", 1000), None);
+    }
+}
