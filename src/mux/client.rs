@@ -419,7 +419,6 @@ impl MuxClient {
                         }
                     };
                     if status.is_success() {
-                        bucket.succeeded();
                         match serde_json::from_slice::<T>(&bytes) {
                             Ok(value) => return Ok(value),
                             Err(err) if idempotent == Idempotent::Yes => Transient {

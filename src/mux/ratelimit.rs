@@ -3,8 +3,8 @@
 //! Each class of request (POST, everything else) has a GCRA bucket: a request reserves the
 //! next slot and sleeps until it comes, so waiting callers are served in order and nobody
 //! spins. A 429 from Mux halves the rate and pauses the bucket for `Retry-After` (or one
-//! interval); each success wins back a twentieth of the configured rate (AIMD), so a
-//! misconfigured limit converges on what Mux really allows.
+//! interval); the rate then climbs back linearly to the configured one over
+//! [`RECOVERY`] without 429s, so a limit set too high settles near what Mux allows.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -28,8 +28,8 @@ impl Rate {
 
 /// The slowest a bucket goes after repeated 429s, as a share of the configured rate.
 const MIN_SHARE: f64 = 0.1;
-/// How much of the configured rate each success wins back.
-const RECOVERY_SHARE: f64 = 0.05;
+/// How long the rate takes to climb back to the configured one after a 429.
+pub const RECOVERY: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 pub struct Bucket {
@@ -39,8 +39,9 @@ pub struct Bucket {
 
 #[derive(Debug)]
 struct BucketState {
-    /// The current sustained rate (below `configured` after 429s).
-    per_second: f64,
+    /// The rate right after the last 429 (the configured rate before any).
+    throttled_rate: f64,
+    throttled_at: Instant,
     /// Theoretical arrival time of the next request (GCRA).
     tat: Instant,
 }
@@ -51,7 +52,8 @@ impl Bucket {
         Self {
             configured: rate,
             state: Mutex::new(BucketState {
-                per_second: rate.per_second,
+                throttled_rate: rate.per_second,
+                throttled_at: Instant::now(),
                 tat: Instant::now(),
             }),
         }
@@ -66,7 +68,7 @@ impl Bucket {
     /// Reserves the next slot at or after `now` and returns its time. Pure bookkeeping.
     pub fn reserve(&self, now: Instant) -> Instant {
         let mut state = self.state.lock().expect("rate limiter lock");
-        let interval = Duration::from_secs_f64(1.0 / state.per_second);
+        let interval = Duration::from_secs_f64(1.0 / self.rate_at(&state, now));
         let tolerance = interval * self.configured.burst.saturating_sub(1);
         let tat = state.tat.max(now);
         let allowed_at = tat.checked_sub(tolerance).unwrap_or(now).max(now);
@@ -76,23 +78,31 @@ impl Bucket {
 
     /// Mux said 429: halve the rate and hold every request back for `retry_after`.
     pub fn throttled(&self, retry_after: Option<Duration>) {
+        let now = Instant::now();
         let mut state = self.state.lock().expect("rate limiter lock");
         let floor = self.configured.per_second * MIN_SHARE;
-        state.per_second = (state.per_second / 2.0).max(floor);
-        let pause = retry_after.unwrap_or(Duration::from_secs_f64(1.0 / state.per_second));
-        state.tat = state.tat.max(Instant::now() + pause);
+        let rate = (self.rate_at(&state, now) / 2.0).max(floor);
+        state.throttled_rate = rate;
+        state.throttled_at = now;
+        let pause = retry_after.unwrap_or(Duration::from_secs_f64(1.0 / rate));
+        state.tat = state.tat.max(now + pause);
     }
 
-    /// A request went through: win back some of the rate lost to 429s.
-    pub fn succeeded(&self) {
-        let mut state = self.state.lock().expect("rate limiter lock");
-        let step = self.configured.per_second * RECOVERY_SHARE;
-        state.per_second = (state.per_second + step).min(self.configured.per_second);
+    /// The sustained rate at `now`: back to the configured one [`RECOVERY`] after a 429.
+    fn rate_at(&self, state: &BucketState, now: Instant) -> f64 {
+        let configured = self.configured.per_second;
+        let progress = (now
+            .saturating_duration_since(state.throttled_at)
+            .as_secs_f64()
+            / RECOVERY.as_secs_f64())
+        .min(1.0);
+        state.throttled_rate + (configured - state.throttled_rate) * progress
     }
 
     /// The current sustained rate.
     pub fn current_rate(&self) -> f64 {
-        self.state.lock().expect("rate limiter lock").per_second
+        let state = self.state.lock().expect("rate limiter lock");
+        self.rate_at(&state, Instant::now())
     }
 }
 
@@ -148,15 +158,15 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_429_halves_the_rate_pauses_and_successes_recover_it() {
+    async fn a_429_halves_the_rate_pauses_and_time_recovers_it() {
         let bucket = Bucket::new(Rate::new(4.0, 1));
         bucket.throttled(Some(Duration::from_secs(2)));
         assert_eq!(bucket.current_rate(), 2.0);
         let now = Instant::now();
         assert!(bucket.reserve(now) - now >= Duration::from_secs(2));
-        for _ in 0..100 {
-            bucket.succeeded();
-        }
+        tokio::time::advance(RECOVERY / 2).await;
+        assert!((bucket.current_rate() - 3.0).abs() < 1e-9);
+        tokio::time::advance(RECOVERY).await;
         assert_eq!(bucket.current_rate(), 4.0);
         for _ in 0..10 {
             bucket.throttled(None);

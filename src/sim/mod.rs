@@ -7,6 +7,7 @@
 //! - `world`: the state machine; `webhooks`: delivery; `stats`: what was asked.
 
 pub mod admin;
+pub mod admin_client;
 pub mod api;
 pub mod config;
 pub mod content;
