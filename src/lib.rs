@@ -7,6 +7,7 @@
 //! - `testenv`: real local control plane (etcd, kube-apiserver, MinIO, mux-sim) for tests,
 //!   benchmarks and the demo.
 
+pub mod copy;
 pub mod duration;
 pub mod mux;
 pub mod sim;
