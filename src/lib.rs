@@ -8,8 +8,10 @@
 //!   benchmarks and the demo.
 
 pub mod copy;
+pub mod crd;
 pub mod duration;
 pub mod mux;
+pub mod resource;
 pub mod sim;
 pub mod testenv;
 pub mod tls;

@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// Copy a master from its URL into object storage, verified (the copy Job runs this).
     Copy(copy::CopyArgs),
+    /// Print the MasterExport CustomResourceDefinition as YAML.
+    Crd,
 }
 
 #[tokio::main]
@@ -28,5 +30,9 @@ async fn main() -> ExitCode {
     mux_master_operator::tls::install_crypto_provider();
     match Cli::parse().command {
         Command::Copy(args) => copy::run(args).await,
+        Command::Crd => {
+            print!("{}", mux_master_operator::crd::yaml());
+            ExitCode::SUCCESS
+        }
     }
 }

@@ -1,0 +1,10 @@
+//! The CRD as YAML: what `mux-master-operator crd` prints and `crds/` holds.
+
+use kube::CustomResourceExt;
+
+use crate::resource::MasterExport;
+
+/// The MasterExport CRD, as a YAML document.
+pub fn yaml() -> String {
+    serde_yaml::to_string(&MasterExport::crd()).expect("the CRD serialises to YAML")
+}

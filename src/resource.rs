@@ -1,0 +1,270 @@
+//! The `MasterExport` custom resource (`masterexport.io/v1alpha1`).
+//!
+//! The CRD, its OpenAPI schema and its CEL rules are generated from these types
+//! (`mux-master-operator crd`); `crds/` holds the committed copy and a test keeps the two
+//! identical. Validation lives in the CRD so the apiserver refuses a bad resource with a
+//! message at `kubectl apply` time, before the controller ever sees it.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+pub const GROUP: &str = "masterexport.io";
+pub const FINALIZER: &str = "masterexport.io/finalizer";
+
+/// Declares that the master (full-quality MP4) of one Mux asset, or of a live stream's
+/// recording, must be downloadable, and keeps its temporary URL fresh.
+#[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "masterexport.io",
+    version = "v1alpha1",
+    kind = "MasterExport",
+    namespaced,
+    shortname = "mexp",
+    category = "mux",
+    status = "MasterExportStatus",
+    printcolumn = r#"{"name":"Asset","type":"string","jsonPath":".status.asset.id"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Expires","type":"date","jsonPath":".status.master.expiresAt"}"#,
+    printcolumn = r#"{"name":"Copied","type":"date","jsonPath":".status.copy.completedAt","priority":1}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct MasterExportSpec {
+    /// The asset whose master is exported, or the live stream whose recording is.
+    /// Immutable: export another asset with another MasterExport.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("source is immutable: create another MasterExport to export another asset"))]
+    pub source: Source,
+
+    /// The master access wanted: `temporary` (a download URL, kept fresh) or `none`
+    /// (access revoked).
+    #[serde(default)]
+    pub access: Access,
+
+    /// The Secret (in this namespace) holding the Mux access token, under the keys
+    /// `tokenId` and `tokenSecret`.
+    pub credentials_secret_ref: LocalObjectRef,
+
+    /// How long before the URL expires to fetch a fresh one, as a duration (`2h`, `90m`).
+    /// Between 1s and 23h; the default is 2h.
+    #[serde(default = "default_refresh_before")]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1s') && duration(self) <= duration('23h')").message("refreshBefore must be between 1s and 23h"))]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    pub refresh_before: String,
+
+    /// The Secret the URL is written to, for workloads to mount (key `url`). Defaults to
+    /// `<name>-master`. Owned by this MasterExport.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_secret: Option<UrlSecret>,
+
+    /// What happens to Mux master access when this resource is deleted: `Revoke` turns it
+    /// off, `Orphan` leaves it as it is.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+
+    /// Stops reconciling (no Mux calls) while true; the status keeps its last state.
+    #[serde(default)]
+    pub suspend: bool,
+
+    /// Where to archive the master, verified. Optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<Destination>,
+
+    /// What to do once a verified copy exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_copy: Option<AfterCopy>,
+}
+
+fn default_refresh_before() -> String {
+    "2h".into()
+}
+
+/// Exactly one of `assetId` or `liveStreamId`.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.assetId) != has(self.liveStreamId)").message("set exactly one of source.assetId or source.liveStreamId"))]
+pub struct Source {
+    /// A Mux asset ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9]{1,255}$"))]
+    pub asset_id: Option<String>,
+    /// A Mux live stream ID: its recording is exported once complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9]{1,255}$"))]
+    pub live_stream_id: Option<String>,
+}
+
+#[derive(schemars::JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum Access {
+    #[default]
+    Temporary,
+    None,
+}
+
+#[derive(schemars::JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DeletionPolicy {
+    #[default]
+    Revoke,
+    Orphan,
+}
+
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+pub struct LocalObjectRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+pub struct UrlSecret {
+    /// The Secret's name; defaults to `<name>-master`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub name: Option<String>,
+    /// Appended to the URL as `download=<filename>`, so browsers save it under that name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    #[x_kube(validation = Rule::new("!self.contains('/')").message("filename must not contain '/'"))]
+    pub filename: Option<String>,
+}
+
+/// An object store location for the archived master.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Destination {
+    /// `s3://bucket/key`, `gs://bucket/key`, `az://container/key` or `file:///path`.
+    #[schemars(regex(pattern = r"^(s3|gs|az)://[^/]+/.+|^file:///.+"))]
+    pub url: String,
+    /// An S3-compatible endpoint (MinIO, Ceph, R2), e.g. `http://minio.storage:9000`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Path-style S3 addressing (most S3-compatible servers need it).
+    #[serde(default)]
+    pub path_style: bool,
+    /// The Secret with the store's credentials (for S3: `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`), passed to the copy Job as environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<LocalObjectRef>,
+    /// Replace an existing, different object at the destination.
+    #[serde(default)]
+    pub overwrite: bool,
+}
+
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AfterCopy {
+    /// Turn master access off once the copy is verified.
+    #[serde(default)]
+    pub revoke_access: bool,
+}
+
+/// Where the export stands.
+#[derive(schemars::JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for the asset, or for a live stream's recording to complete.
+    Pending,
+    /// Master access requested; Mux is preparing the master.
+    Preparing,
+    /// The URL is in the status and the URL Secret.
+    Ready,
+    /// The copy Job runs.
+    Copying,
+    /// The master is archived and verified.
+    Copied,
+    /// Master access is off (`access: none`, or after a verified copy).
+    Revoked,
+    /// Something a person must fix; see the `Stalled` condition.
+    Failed,
+}
+
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MasterExportStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// `Ready`, `Reconciling`, `Stalled` (as kstatus and Flux read them), and `Copied`.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset: Option<AssetState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master: Option<MasterState>,
+    /// A Mux call about to be made: written before the call so that a restart knows what
+    /// may be in flight, and when (a URL's window counts from the request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingRequest>,
+}
+
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AssetState {
+    pub id: String,
+    /// `preparing`, `ready` or `errored`, as Mux says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_resolution_tier: Option<String>,
+}
+
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MasterState {
+    /// `preparing`, `ready`, `errored`, or `none` when there is no master.
+    pub status: String,
+    /// The download URL (with `download=` when a filename is set). A bearer credential
+    /// until `expiresAt`: whoever can read this resource can download the master.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The Secret that holds the URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_secret_ref: Option<LocalObjectRef>,
+    /// When the current URL's access was requested: its 24 hours count from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Time>,
+    /// When the controller fetches a fresh URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_at: Option<Time>,
+    /// How many times the URL was replaced by a fresh one.
+    #[serde(default)]
+    pub refreshes: u32,
+}
+
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingRequest {
+    pub operation: Operation,
+    pub at: Time,
+}
+
+/// A change of master access the controller makes.
+#[derive(schemars::JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// `PUT temporary` on an asset without master access.
+    Request,
+    /// `PUT temporary` on a ready master, hoping for a fresh URL.
+    Renew,
+    /// `PUT none` then `temporary`: Mux gave the same URL on renewal.
+    Cycle,
+    /// `PUT none` for good.
+    Revoke,
+}
+
+impl MasterExport {
+    /// The Secret the URL is written to.
+    pub fn url_secret_name(&self) -> String {
+        self.spec
+            .url_secret
+            .as_ref()
+            .and_then(|s| s.name.clone())
+            .unwrap_or_else(|| format!("{}-master", kube::ResourceExt::name_any(self)))
+    }
+}
