@@ -160,7 +160,7 @@ fn start_etcd(bin: &Path, scratch: &mut Scratch) -> Result<(Process, String)> {
         .arg(format!("--initial-cluster=testenv={peer_url}"))
         // Test data need not survive a power cut; fsync would dominate the apiserver's latency.
         .arg("--unsafe-no-fsync");
-    let mut etcd = Process::spawn("etcd", &mut command, scratch)?;
+    let mut etcd = Process::spawn("etcd", command, scratch)?;
     let health = format!("{client_url}/health");
     block_on(async {
         let http = http_client()?;
@@ -208,7 +208,7 @@ fn start_apiserver(
         .arg("--service-account-signing-key-file")
         .arg(&credentials.service_account_private_key)
         .arg("--allow-privileged=true");
-    let mut apiserver = Process::spawn("kube-apiserver", &mut command, scratch)?;
+    let mut apiserver = Process::spawn("kube-apiserver", command, scratch)?;
 
     let ca = cert_dir.join("apiserver.crt");
     let kubeconfig = scratch.dir().join("kubeconfig");

@@ -160,7 +160,7 @@ fn start_server(bin: &Path, scratch: &mut Scratch) -> Result<(Process, String)> 
         // MinIO keeps its config and temporary files under the data folder, but reads HOME for
         // its certificates folder: keep it in the scratch folder too.
         .env("HOME", scratch.dir());
-    let mut server = Process::spawn("minio", &mut command, scratch)?;
+    let mut server = Process::spawn("minio", command, scratch)?;
     let ready = format!("{endpoint}/minio/health/ready");
     block_on(async {
         let http = http_client()?;

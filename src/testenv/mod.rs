@@ -25,6 +25,7 @@ mod muxsim;
 mod process;
 mod ready;
 mod scratch;
+mod spawner;
 pub mod tools;
 
 pub use controlplane::ControlPlane;

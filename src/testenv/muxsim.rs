@@ -45,7 +45,7 @@ impl MuxSim {
             .args(args)
             .stdout(Stdio::piped())
             .stderr(stderr);
-        let mut process = Process::spawn_with("mux-sim", &mut command, &mut scratch, log)?;
+        let mut process = Process::spawn_with("mux-sim", command, &mut scratch, log)?;
 
         let stdout = process.child_mut().stdout.take().expect("stdout was piped");
         let first_line = announce(stdout, stdout_log);

@@ -7,6 +7,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 
 use super::error::{Error, Result};
 use super::scratch::Scratch;
+use super::spawner;
 
 /// How many lines of a component's log an error shows.
 const LOG_TAIL_LINES: usize = 40;
@@ -22,7 +23,7 @@ pub(crate) struct Process {
 impl Process {
     /// Starts `command` with stdout and stderr appended to `<scratch>/<name>.log` (a file, not a
     /// pipe, so nobody has to drain it), and registers it with the scratch folder's watchdog.
-    pub(crate) fn spawn(name: &str, command: &mut Command, scratch: &mut Scratch) -> Result<Self> {
+    pub(crate) fn spawn(name: &str, mut command: Command, scratch: &mut Scratch) -> Result<Self> {
         let log = scratch.dir().join(format!("{name}.log"));
         let out = File::options()
             .create(true)
@@ -32,23 +33,23 @@ impl Process {
         let err = out
             .try_clone()
             .map_err(Error::io("duplicating a log file"))?;
-        Self::spawn_with(name, command.stdout(out).stderr(err), scratch, log)
+        command.stdout(out).stderr(err);
+        Self::spawn_with(name, command, scratch, log)
     }
 
     /// Starts `command`, whose stdout and stderr the caller has set up, logging to `log`.
     pub(crate) fn spawn_with(
         name: &str,
-        command: &mut Command,
+        mut command: Command,
         scratch: &mut Scratch,
         log: PathBuf,
     ) -> Result<Self> {
-        let child = command
-            .stdin(Stdio::null())
-            .spawn()
-            .map_err(Error::io(format!(
-                "starting {name} ({:?})",
-                command.get_program()
-            )))?;
+        let program = command.get_program().to_owned();
+        command.stdin(Stdio::null());
+        let child = spawner::spawn(command).map_err(Error::io(format!(
+            "starting {name} ({})",
+            program.display()
+        )))?;
         let process = Process {
             name: name.to_owned(),
             child,
