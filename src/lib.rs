@@ -7,9 +7,11 @@
 //! - `testenv`: real local control plane (etcd, kube-apiserver, MinIO, mux-sim) for tests,
 //!   benchmarks and the demo.
 
+pub mod controller;
 pub mod copy;
 pub mod crd;
 pub mod duration;
+pub mod metrics;
 pub mod mux;
 pub mod resource;
 pub mod sim;

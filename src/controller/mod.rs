@@ -1,0 +1,5 @@
+//! The MasterExport controller: decisions in `policy` (pure), conditions in `conditions`
+//! (pure), the Kubernetes and Mux I/O in `reconcile`, wiring in `run`.
+
+pub mod conditions;
+pub mod policy;
