@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use mux_master_operator::copy;
+use mux_master_operator::{controller, copy};
 
 #[derive(Parser)]
 #[command(
@@ -13,12 +13,20 @@ use mux_master_operator::copy;
     about = "Keeps the masters of Mux assets downloadable, fresh, and archived"
 )]
 struct Cli {
+    /// Log format: `text` for people, `json` for log pipelines.
+    #[arg(long, global = true, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    /// Log level or filter (`info`, `debug`, `mux_master_operator=debug,kube=info`).
+    #[arg(long, global = true, env = "LOG_LEVEL", default_value = "info")]
+    log_level: String,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the controller.
+    Run(Box<controller::run::RunArgs>),
     /// Copy a master from its URL into object storage, verified (the copy Job runs this).
     Copy(copy::CopyArgs),
     /// Print the MasterExport CustomResourceDefinition as YAML.
@@ -28,11 +36,34 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     mux_master_operator::tls::install_crypto_provider();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    init_logging(&cli.log_format, &cli.log_level);
+    match cli.command {
+        Command::Run(args) => match controller::run::run(*args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!(%error, "the operator stopped");
+                ExitCode::FAILURE
+            }
+        },
         Command::Copy(args) => copy::run(args).await,
         Command::Crd => {
             print!("{}", mux_master_operator::crd::yaml());
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// Logs go to stderr, so `crd` and `copy` keep stdout for their output.
+fn init_logging(format: &str, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
     }
 }

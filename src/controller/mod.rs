@@ -3,3 +3,5 @@
 
 pub mod conditions;
 pub mod policy;
+pub mod reconcile;
+pub mod run;

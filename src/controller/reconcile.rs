@@ -1,0 +1,651 @@
+//! The reconciler: the I/O around [`policy::decide`].
+//!
+//! Reads the credentials Secret and the asset (through the shared, rate-limited Mux
+//! client), asks the policy what to do, records the intent in the status before each Mux
+//! call (so a restart knows what may be in flight and when it started), makes the call,
+//! and finally writes the URL Secret, the status and an Event when something changed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+
+use super::conditions::{self, Summary};
+use super::policy::{self, LiveSource, Observation, Settings};
+use crate::metrics::Metrics;
+use crate::mux::types::{Asset, MasterAccess};
+use crate::mux::{Credentials, ErrorKind, MuxClient, MuxClients, MuxError};
+use crate::resource::{
+    DeletionPolicy, FINALIZER, LocalObjectRef, MasterExport, MasterExportStatus, Operation, Phase,
+};
+
+pub const FIELD_MANAGER: &str = "mux-master-operator";
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "mux-master-operator");
+/// Keys of the credentials Secret.
+pub const TOKEN_ID_KEY: &str = "tokenId";
+pub const TOKEN_SECRET_KEY: &str = "tokenSecret";
+const MANAGED_CONDITIONS: &[&str] = &[
+    conditions::READY,
+    conditions::RECONCILING,
+    conditions::STALLED,
+];
+
+/// Everything a reconcile needs, shared by all of them.
+pub struct Context {
+    pub client: Client,
+    pub mux: MuxClients,
+    pub settings: Settings,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+    /// How long a deletion waits for Mux before giving up on revoking access.
+    pub deletion_timeout: Duration,
+    /// Consecutive failures per resource, for backoff; forgotten on success.
+    failures: Mutex<HashMap<ObjectRef<MasterExport>, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        mux: MuxClients,
+        settings: Settings,
+        recorder: Recorder,
+        metrics: Metrics,
+        deletion_timeout: Duration,
+    ) -> Self {
+        Self {
+            client,
+            mux,
+            settings,
+            recorder,
+            metrics,
+            deletion_timeout,
+            failures: Mutex::default(),
+        }
+    }
+
+    /// The next backoff for `obj` after one more failure: 5 s doubling to 5 min, jittered.
+    fn backoff(&self, obj: &MasterExport) -> Duration {
+        let mut failures = self.failures.lock().expect("failures lock");
+        let n = failures.entry(ObjectRef::from(obj)).or_default();
+        *n = n.saturating_add(1);
+        let base = Duration::from_secs(5).saturating_mul(2u32.saturating_pow((*n - 1).min(10)));
+        let capped = base.min(Duration::from_secs(300));
+        capped.mul_f64(0.8 + 0.4 * rand::random::<f64>())
+    }
+
+    fn succeeded(&self, obj: &MasterExport) {
+        self.failures
+            .lock()
+            .expect("failures lock")
+            .remove(&ObjectRef::from(obj));
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API error: {0}")]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Mux(#[from] MuxError),
+    #[error(
+        "Secret {0} not found: create it with the keys tokenId and tokenSecret (a Mux access token)"
+    )]
+    CredentialsMissing(String),
+    #[error("Secret {secret} has no usable key {key}: it needs tokenId and tokenSecret")]
+    CredentialsInvalid { secret: String, key: &'static str },
+    #[error("Mux has no {what} {id} in the environment of this token")]
+    SourceNotFound { what: &'static str, id: String },
+    #[error("the resource has no namespace")]
+    NoNamespace,
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
+impl Error {
+    /// A condition reason, and whether a person must act (Stalled) or time will tell.
+    pub fn reason(&self) -> (&'static str, bool) {
+        match self {
+            Error::Kube(_) => ("KubernetesApiError", false),
+            Error::Mux(e) if e.kind() == ErrorKind::Credentials => ("MuxCredentialsRejected", true),
+            Error::Mux(e) if e.kind() == ErrorKind::BadRequest => (e.reason(), true),
+            Error::Mux(e) if e.kind() == ErrorKind::NotFound => ("NotFound", true),
+            Error::Mux(e) => (e.reason(), false),
+            Error::CredentialsMissing(_) => ("CredentialsSecretNotFound", true),
+            Error::CredentialsInvalid { .. } => ("CredentialsSecretInvalid", true),
+            Error::SourceNotFound { what: "asset", .. } => ("AssetNotFound", true),
+            Error::SourceNotFound { .. } => ("LiveStreamNotFound", true),
+            Error::NoNamespace | Error::Finalizer(_) => ("InternalError", false),
+        }
+    }
+}
+
+/// The controller's entry point for one resource.
+pub async fn reconcile(obj: Arc<MasterExport>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = obj.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<MasterExport> = Api::namespaced(ctx.client.clone(), &namespace);
+    let result = finalizer(&api, FINALIZER, obj, |event| async {
+        match event {
+            Finalizer::Apply(obj) => apply(obj, &ctx).await,
+            Finalizer::Cleanup(obj) => cleanup(obj, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    });
+    let label = if result.is_ok() { "success" } else { "error" };
+    ctx.metrics
+        .reconciles
+        .get_or_create(&crate::metrics::ResultLabels { result: label })
+        .inc();
+    result
+}
+
+/// What the controller does after a failed reconcile that could not even record itself.
+pub fn error_policy(obj: Arc<MasterExport>, error: &Error, ctx: Arc<Context>) -> Action {
+    let (reason, _) = error.reason();
+    ctx.metrics
+        .errors
+        .get_or_create(&crate::metrics::ReasonLabels {
+            reason: reason.into(),
+        })
+        .inc();
+    tracing::warn!(name = %obj.name_any(), namespace = ?obj.namespace(), %error, "reconcile failed");
+    Action::requeue(ctx.backoff(&obj))
+}
+
+async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
+    let previous = obj.status.clone().unwrap_or_default();
+    let now = Timestamp::now();
+    if obj.spec.suspend {
+        return Ok(Action::await_change());
+    }
+    if policy::can_skip_mux(&obj.spec, &previous, obj.meta().generation, now) {
+        ensure_url_secret(&obj, ctx, &previous).await?;
+        ctx.metrics.set_expiry(
+            &obj.namespace().unwrap_or_default(),
+            &obj.name_any(),
+            published_expiry(&previous),
+        );
+        let refresh = previous
+            .master
+            .as_ref()
+            .and_then(|m| m.refresh_at.as_ref())
+            .map(|r| r.0);
+        return Ok(match refresh {
+            Some(at) => Action::requeue(policy::until(now, at).max(Duration::from_millis(100))),
+            None => Action::await_change(),
+        });
+    }
+
+    match converge(&obj, ctx, previous.clone()).await {
+        Ok((mut status, summary, requeue)) => {
+            attach_secret_ref(&obj, &mut status);
+            write_url_secret(&obj, ctx, &status).await?;
+            write_status(&obj, ctx, &status, &summary).await?;
+            announce(&obj, ctx, &previous, &status, &summary).await;
+            ctx.succeeded(&obj);
+            Ok(requeue
+                .map(Action::requeue)
+                .unwrap_or_else(Action::await_change))
+        }
+        Err(error) => {
+            // Record what went wrong where a person looks, then back off.
+            let (reason, stalled) = error.reason();
+            ctx.metrics
+                .errors
+                .get_or_create(&crate::metrics::ReasonLabels {
+                    reason: reason.into(),
+                })
+                .inc();
+            let message = error.to_string();
+            let summary = if stalled {
+                Summary::stalled(reason, message)
+            } else {
+                Summary::progressing(reason, format!("{message}; retrying"))
+            };
+            let mut status = obj.status.clone().unwrap_or_default();
+            status.observed_generation = obj.meta().generation;
+            if stalled {
+                status.phase = Some(Phase::Failed);
+            }
+            policy::drop_expired_url(&mut status, Timestamp::now());
+            attach_secret_ref(&obj, &mut status);
+            if let Error::Kube(_) = error {
+                return Err(error);
+            }
+            write_url_secret(&obj, ctx, &status).await?;
+            write_status(&obj, ctx, &status, &summary).await?;
+            announce(&obj, ctx, &previous, &status, &summary).await;
+            let mut wait = ctx.backoff(&obj);
+            if let Some(expiry) = published_expiry(&status) {
+                // Come back in time to withdraw a URL that could not be refreshed.
+                wait = wait
+                    .min(policy::until(Timestamp::now(), expiry).max(Duration::from_millis(100)));
+            }
+            if let Error::Mux(MuxError::RateLimited {
+                retry_after: Some(after),
+                ..
+            }) = &error
+            {
+                wait = wait.max(*after);
+            }
+            Ok(Action::requeue(wait))
+        }
+    }
+}
+
+/// Reads the world and acts until the policy asks for no more calls.
+async fn converge(
+    obj: &MasterExport,
+    ctx: &Context,
+    mut status: MasterExportStatus,
+) -> Result<(MasterExportStatus, Summary, Option<Duration>), Error> {
+    let mux = mux_client(obj, ctx).await?;
+    let asset_id = match source_asset(obj, &mux, &status).await? {
+        LiveSource::Asset(id) => id,
+        LiveSource::Waiting(message) => {
+            status.observed_generation = obj.meta().generation;
+            status.phase = Some(Phase::Pending);
+            return Ok((
+                status,
+                Summary::progressing("WaitingForRecording", message),
+                Some(ctx.settings.poll_max),
+            ));
+        }
+    };
+    let mut asset = get_asset(&mux, &asset_id).await?;
+    let spread_seed = spread_seed(obj);
+    // Each call changes what Mux shows; a handful of steps covers the longest path
+    // (renew → same URL → none → temporary).
+    for _ in 0..6 {
+        let observation = Observation {
+            now: Timestamp::now(),
+            generation: obj.meta().generation,
+            spread_seed,
+            spec: &obj.spec,
+            status: &status,
+            asset: &asset,
+        };
+        let decision = policy::decide(&observation, &ctx.settings);
+        let Some((operation, access)) = decision.call else {
+            return Ok((decision.status, decision.summary, decision.requeue_after));
+        };
+        let mut intent = decision.status;
+        intent.pending = Some(policy::pending(operation, Timestamp::now()));
+        attach_secret_ref(obj, &mut intent);
+        write_url_secret(obj, ctx, &intent).await?;
+        write_status(obj, ctx, &intent, &decision.summary).await?;
+        tracing::info!(name = %obj.name_any(), asset = %asset_id, ?operation, access = access.as_str(), "changing master access");
+        asset = put_access(&mux, &asset_id, access).await?;
+        if operation == Operation::Revoke {
+            publish(
+                obj,
+                ctx,
+                EventType::Normal,
+                "AccessRevoked",
+                format!("master access to asset {asset_id} turned off"),
+            )
+            .await;
+        }
+        status = intent;
+    }
+    Err(Error::Mux(MuxError::Unavailable {
+        message: "Mux's answers did not settle after several changes of master access".into(),
+        attempts: 6,
+    }))
+}
+
+async fn get_asset(mux: &MuxClient, id: &str) -> Result<Asset, Error> {
+    mux.get_asset(id).await.map_err(|e| match e.kind() {
+        ErrorKind::NotFound => Error::SourceNotFound {
+            what: "asset",
+            id: id.to_string(),
+        },
+        _ => Error::Mux(e),
+    })
+}
+
+async fn put_access(mux: &MuxClient, id: &str, access: MasterAccess) -> Result<Asset, Error> {
+    mux.update_master_access(id, access)
+        .await
+        .map_err(|e| match e.kind() {
+            ErrorKind::NotFound => Error::SourceNotFound {
+                what: "asset",
+                id: id.to_string(),
+            },
+            _ => Error::Mux(e),
+        })
+}
+
+/// The asset to export: the spec's, or the live stream's recording.
+async fn source_asset(
+    obj: &MasterExport,
+    mux: &MuxClient,
+    status: &MasterExportStatus,
+) -> Result<LiveSource, Error> {
+    if let Some(asset_id) = &obj.spec.source.asset_id {
+        return Ok(LiveSource::Asset(asset_id.clone()));
+    }
+    let stream_id = obj.spec.source.live_stream_id.clone().unwrap_or_default();
+    let chosen = status.asset.as_ref().map(|a| a.id.as_str());
+    if let Some(chosen) = chosen {
+        return Ok(LiveSource::Asset(chosen.to_string()));
+    }
+    let stream = mux
+        .get_live_stream(&stream_id)
+        .await
+        .map_err(|e| match e.kind() {
+            ErrorKind::NotFound => Error::SourceNotFound {
+                what: "live stream",
+                id: stream_id.clone(),
+            },
+            _ => Error::Mux(e),
+        })?;
+    Ok(policy::resolve_live_stream(&stream, None))
+}
+
+/// The Mux client for the resource's credentials Secret.
+async fn mux_client(obj: &MasterExport, ctx: &Context) -> Result<MuxClient, Error> {
+    let namespace = obj.namespace().ok_or(Error::NoNamespace)?;
+    let name = &obj.spec.credentials_secret_ref.name;
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let secret = secrets
+        .get_opt(name)
+        .await?
+        .ok_or_else(|| Error::CredentialsMissing(format!("{namespace}/{name}")))?;
+    let read = |key: &'static str| -> Result<String, Error> {
+        let from_data = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .and_then(|v| String::from_utf8(v.0.clone()).ok());
+        let from_string = secret
+            .string_data
+            .as_ref()
+            .and_then(|d| d.get(key).cloned());
+        from_data
+            .or(from_string)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .ok_or(Error::CredentialsInvalid {
+                secret: format!("{namespace}/{name}"),
+                key,
+            })
+    };
+    Ok(ctx.mux.client(Credentials::new(
+        read(TOKEN_ID_KEY)?,
+        read(TOKEN_SECRET_KEY)?,
+    )))
+}
+
+fn spread_seed(obj: &MasterExport) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    obj.uid()
+        .unwrap_or_else(|| obj.name_any())
+        .hash(&mut hasher);
+    hasher.finish()
+}
+
+fn attach_secret_ref(obj: &MasterExport, status: &mut MasterExportStatus) {
+    if let Some(master) = status.master.as_mut() {
+        master.url_secret_ref = Some(LocalObjectRef {
+            name: obj.url_secret_name(),
+        });
+    }
+}
+
+fn published_expiry(status: &MasterExportStatus) -> Option<Timestamp> {
+    status
+        .master
+        .as_ref()
+        .filter(|m| m.url.is_some())
+        .and_then(|m| m.expires_at.as_ref())
+        .map(|e| e.0)
+}
+
+/// Writes the whole status by server-side apply: fields the status no longer has (a
+/// settled `pending`, a withdrawn `url`) are removed, which a merge patch would not do.
+async fn write_status(
+    obj: &MasterExport,
+    ctx: &Context,
+    status: &MasterExportStatus,
+    summary: &Summary,
+) -> Result<(), Error> {
+    let namespace = obj.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<MasterExport> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut status = status.clone();
+    let previous = obj
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    status.conditions = conditions::merge(
+        previous,
+        &summary.wanted(),
+        MANAGED_CONDITIONS,
+        obj.meta().generation,
+        &Time(Timestamp::now()),
+    );
+    let patch = json!({
+        "apiVersion": "masterexport.io/v1alpha1",
+        "kind": "MasterExport",
+        "status": status,
+    });
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The URL Secret as the status says: `url` and `expiresAt` while a URL is published,
+/// no keys otherwise. Owned by the resource, so it goes when the resource goes.
+async fn write_url_secret(
+    obj: &MasterExport,
+    ctx: &Context,
+    status: &MasterExportStatus,
+) -> Result<(), Error> {
+    let namespace = obj.namespace().ok_or(Error::NoNamespace)?;
+    let name = obj.url_secret_name();
+    let mut data = BTreeMap::new();
+    if let Some(master) = status.master.as_ref()
+        && let Some(url) = &master.url
+    {
+        data.insert("url".to_string(), url.clone());
+        if let Some(expires) = &master.expires_at {
+            data.insert("expiresAt".to_string(), expires.0.to_string());
+        }
+    }
+    let owner = OwnerReference {
+        api_version: "masterexport.io/v1alpha1".into(),
+        kind: "MasterExport".into(),
+        name: obj.name_any(),
+        uid: obj.uid().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    };
+    let secret = json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": { MANAGED_BY.0: MANAGED_BY.1, "masterexport.io/name": obj.name_any() },
+            "ownerReferences": [owner],
+        },
+        "type": "Opaque",
+        "stringData": data,
+    });
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&secret),
+    )
+    .await?;
+    Ok(())
+}
+
+/// On the fast path, restore the URL Secret if someone deleted or changed it.
+async fn ensure_url_secret(
+    obj: &MasterExport,
+    ctx: &Context,
+    status: &MasterExportStatus,
+) -> Result<(), Error> {
+    let namespace = obj.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let wanted = status.master.as_ref().and_then(|m| m.url.clone());
+    let current = api.get_opt(&obj.url_secret_name()).await?.and_then(|s| {
+        s.data.and_then(|d| {
+            d.get("url")
+                .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+        })
+    });
+    if current != wanted {
+        write_url_secret(obj, ctx, status).await?;
+    }
+    Ok(())
+}
+
+/// Events and metrics for what changed in this reconcile.
+async fn announce(
+    obj: &MasterExport,
+    ctx: &Context,
+    previous: &MasterExportStatus,
+    status: &MasterExportStatus,
+    summary: &Summary,
+) {
+    let namespace = obj.namespace().unwrap_or_default();
+    ctx.metrics
+        .set_expiry(&namespace, &obj.name_any(), published_expiry(status));
+    let old_refreshes = previous.master.as_ref().map(|m| m.refreshes).unwrap_or(0);
+    let new_refreshes = status.master.as_ref().map(|m| m.refreshes).unwrap_or(0);
+    if new_refreshes > old_refreshes {
+        ctx.metrics
+            .refreshes
+            .inc_by(u64::from(new_refreshes - old_refreshes));
+        publish(
+            obj,
+            ctx,
+            EventType::Normal,
+            "UrlRefreshed",
+            "a fresh master URL replaced the previous one".into(),
+        )
+        .await;
+    }
+    let old_reason = previous
+        .conditions
+        .iter()
+        .find(|c| c.type_ == conditions::READY)
+        .map(|c| c.reason.as_str());
+    if previous.phase != status.phase || old_reason != Some(summary.reason.as_str()) {
+        let kind = if summary.stalled {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        publish(obj, ctx, kind, &summary.reason, summary.message.clone()).await;
+    }
+}
+
+async fn publish(obj: &MasterExport, ctx: &Context, type_: EventType, reason: &str, note: String) {
+    let event = KubeEvent {
+        type_,
+        reason: reason.to_string(),
+        note: Some(note),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        tracing::warn!(%error, "could not publish an event");
+    }
+}
+
+/// Deletion: turn access off (policy `Revoke`) or leave it (`Orphan`). A Mux that is down
+/// delays the deletion, with a condition saying so, for at most `deletion_timeout`.
+async fn cleanup(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
+    let namespace = obj.namespace().unwrap_or_default();
+    ctx.metrics.set_expiry(&namespace, &obj.name_any(), None);
+    if obj.spec.deletion_policy == DeletionPolicy::Orphan {
+        return Ok(Action::await_change());
+    }
+    let asset_id = obj
+        .status
+        .as_ref()
+        .and_then(|s| s.asset.as_ref())
+        .map(|a| a.id.clone())
+        .or_else(|| obj.spec.source.asset_id.clone());
+    let Some(asset_id) = asset_id else {
+        return Ok(Action::await_change());
+    };
+    let outcome = match mux_client(&obj, ctx).await {
+        Ok(mux) => mux
+            .update_master_access(&asset_id, MasterAccess::None)
+            .await
+            .map(|_| ())
+            .map_err(Error::Mux),
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(()) => {
+            publish(
+                &obj,
+                ctx,
+                EventType::Normal,
+                "AccessRevoked",
+                format!("master access to asset {asset_id} turned off on deletion"),
+            )
+            .await;
+            Ok(Action::await_change())
+        }
+        Err(Error::Mux(e)) if e.kind() == ErrorKind::NotFound => Ok(Action::await_change()),
+        Err(error) => {
+            let deleting_since = obj
+                .meta()
+                .deletion_timestamp
+                .as_ref()
+                .map(|t| t.0)
+                .unwrap_or_else(Timestamp::now);
+            let waited = policy::until(deleting_since, Timestamp::now());
+            let (_, stalled) = error.reason();
+            if stalled || waited >= ctx.deletion_timeout {
+                publish(
+                    &obj,
+                    ctx,
+                    EventType::Warning,
+                    "RevokeAbandoned",
+                    format!("could not turn off master access to asset {asset_id} ({error}); deleting anyway: the URL expires by itself within 24 hours"),
+                )
+                .await;
+                return Ok(Action::await_change());
+            }
+            let mut status = obj.status.clone().unwrap_or_default();
+            policy::drop_expired_url(&mut status, Timestamp::now());
+            let summary = Summary::progressing(
+                "RevokePending",
+                format!(
+                    "deletion waits to turn off master access ({error}); it gives up after {}. To delete now without revoking, set spec.deletionPolicy to Orphan",
+                    crate::duration::format(ctx.deletion_timeout)
+                ),
+            );
+            write_status(&obj, ctx, &status, &summary).await?;
+            Err(error)
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! `mux-master-operator run`: flags, and the wiring of the controller, the Mux client,
+//! metrics, health and leader election.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+
+use super::policy::Settings;
+use super::reconcile::{Context, error_policy, reconcile};
+use crate::leader::{Elector, LeaseConfig};
+use crate::metrics::Metrics;
+use crate::mux::{MuxClients, MuxConfig, Rate};
+use crate::resource::MasterExport;
+use crate::server::{self, Health};
+
+fn duration_arg(text: &str) -> Result<Duration, String> {
+    crate::duration::parse(text)
+}
+
+/// Flags of `run`; each has an environment variable for container setups.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Base URL of the Mux API (mux-sim's address in tests and the demo).
+    #[arg(long, env = "MUX_BASE_URL", default_value = "https://api.mux.com")]
+    pub mux_base_url: url::Url,
+    /// Namespaces to watch, comma-separated; empty watches every namespace.
+    #[arg(long, env = "WATCH_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Sustained POST requests per second to Mux, per token (Mux allows about 1).
+    #[arg(long, env = "MUX_POST_RATE", default_value_t = 1.0)]
+    pub mux_post_rate: f64,
+    #[arg(long, env = "MUX_POST_BURST", default_value_t = 1)]
+    pub mux_post_burst: u32,
+    /// Sustained requests per second of other methods, per token (Mux allows about 5).
+    #[arg(long, env = "MUX_OTHER_RATE", default_value_t = 5.0)]
+    pub mux_other_rate: f64,
+    #[arg(long, env = "MUX_OTHER_BURST", default_value_t = 5)]
+    pub mux_other_burst: u32,
+    /// How long a master URL works at Mux (24h); shorter only against mux-sim.
+    #[arg(long, env = "URL_LIFETIME", default_value = "24h", value_parser = duration_arg)]
+    pub url_lifetime: Duration,
+    /// The first poll interval while a master is preparing; it grows up to --poll-max.
+    #[arg(long, env = "POLL_MIN", default_value = "1s", value_parser = duration_arg)]
+    pub poll_min: Duration,
+    #[arg(long, env = "POLL_MAX", default_value = "30s", value_parser = duration_arg)]
+    pub poll_max: Duration,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Resources reconciled at once (Mux calls are rate limited separately).
+    #[arg(long, env = "CONCURRENCY", default_value_t = 16)]
+    pub concurrency: u16,
+    /// How long a deletion waits for Mux to revoke access before giving up.
+    #[arg(long, env = "DELETION_TIMEOUT", default_value = "10m", value_parser = duration_arg)]
+    pub deletion_timeout: Duration,
+    /// Elect a leader on a Lease, so that several replicas can run with one active.
+    #[arg(long, env = "LEADER_ELECT")]
+    pub leader_elect: bool,
+    #[arg(long, env = "LEASE_NAME", default_value = "mux-master-operator")]
+    pub lease_name: String,
+    /// Namespace of the Lease (defaults to the pod's namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// This replica's identity in the Lease and in Events (defaults to the pod name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    #[arg(long, env = "LEASE_DURATION", default_value = "15s", value_parser = duration_arg)]
+    pub lease_duration: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot reach Kubernetes: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Mux(#[from] crate::mux::MuxError),
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Serve {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("lost the leader lease; exiting so that a new election can take place")]
+    LostLeadership,
+}
+
+/// Runs the operator until SIGTERM (or leadership is lost).
+pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    let client = Client::try_default().await?;
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
+    let metrics = Metrics::default();
+    let observer_metrics = metrics.clone();
+    let mux = MuxClients::new(MuxConfig {
+        base_url: args.mux_base_url.clone(),
+        post_rate: Rate::new(args.mux_post_rate, args.mux_post_burst),
+        other_rate: Rate::new(args.mux_other_rate, args.mux_other_burst),
+        ..MuxConfig::default()
+    })?
+    .with_observer(Arc::new(move |record| observer_metrics.observe_mux(record)));
+
+    let health = Arc::new(Health::default());
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .map_err(|source| RunError::Serve {
+            addr: args.metrics_addr,
+            source,
+        })?;
+    tracing::info!(addr = %args.metrics_addr, "serving /metrics, /healthz and /readyz");
+    let http = server::router(metrics.clone(), health.clone());
+    tokio::spawn(async move { axum::serve(listener, http).await });
+
+    let mut leadership = None;
+    if args.leader_elect {
+        // A standby is healthy and ready: it is doing what it should.
+        health.set_ready(true);
+        let elector = Elector::new(
+            client.clone(),
+            LeaseConfig {
+                namespace: args.lease_namespace.clone(),
+                name: args.lease_name.clone(),
+                identity: identity.clone(),
+                lease_duration: args.lease_duration,
+                retry_period: args.lease_duration / 3,
+            },
+        );
+        leadership = Some(elector.lead().await);
+    }
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "mux-master-operator".into(),
+            instance: Some(identity),
+        },
+    );
+    let settings = Settings {
+        url_lifetime: args.url_lifetime,
+        poll_min: args.poll_min,
+        poll_max: args.poll_max,
+        ..Settings::default()
+    };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        mux,
+        settings,
+        recorder,
+        metrics,
+        args.deletion_timeout,
+    ));
+
+    let apis: Vec<Api<MasterExport>> = if args.namespaces.is_empty() {
+        vec![Api::all(client.clone())]
+    } else {
+        // One controller per namespace: the RBAC may grant nothing cluster-wide.
+        args.namespaces
+            .iter()
+            .map(|ns| Api::namespaced(client.clone(), ns))
+            .collect()
+    };
+    let mut controllers = Vec::new();
+    let mut stores = Vec::new();
+    for api in apis {
+        let controller = Controller::new(api, watcher::Config::default().any_semantic())
+            .with_config(ControllerConfig::default().concurrency(args.concurrency))
+            .shutdown_on_signal();
+        stores.push(controller.store());
+        let ctx = ctx.clone();
+        controllers.push(
+            controller
+                .run(reconcile, error_policy, ctx)
+                .for_each(|result| async move {
+                    if let Err(error) = result {
+                        tracing::debug!(%error, "controller event");
+                    }
+                })
+                .boxed(),
+        );
+    }
+    let ready_health = health.clone();
+    tokio::spawn(async move {
+        for store in stores {
+            let _ = store.wait_until_ready().await;
+        }
+        ready_health.set_ready(true);
+        tracing::info!("caches synced; reconciling");
+    });
+
+    let all = futures::future::join_all(controllers);
+    match leadership {
+        None => {
+            all.await;
+            Ok(())
+        }
+        Some(mut leading) => {
+            tokio::select! {
+                _ = all => Ok(()),
+                _ = leading.wait_for(|leads| !leads) => Err(RunError::LostLeadership),
+            }
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "mux-master-operator".into())
+}
