@@ -1,7 +1,6 @@
 //! The operator's small HTTP surface: `/metrics`, `/healthz` (the process serves) and
 //! `/readyz` (the controller's cache is synced, or this replica is a standby).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -61,11 +60,4 @@ async fn readyz(State(shared): State<Shared>) -> impl IntoResponse {
             "the controller's cache is not synced yet",
         )
     }
-}
-
-/// Serves `router` on `addr` until the process ends.
-pub async fn serve(addr: SocketAddr, router: Router) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "serving metrics and health");
-    axum::serve(listener, router).await
 }

@@ -113,7 +113,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             addr: args.metrics_addr,
             source,
         })?;
-    tracing::info!(addr = %args.metrics_addr, "serving /metrics, /healthz and /readyz");
+    let bound = listener.local_addr().map_err(|source| RunError::Serve {
+        addr: args.metrics_addr,
+        source,
+    })?;
+    tracing::info!(addr = %bound, "serving /metrics, /healthz and /readyz");
     let http = server::router(metrics.clone(), health.clone());
     tokio::spawn(async move { axum::serve(listener, http).await });
 
