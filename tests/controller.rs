@@ -391,7 +391,7 @@ async fn invalid_resources_are_refused_by_the_apiserver_with_a_reason() {
     ];
     for (i, (spec, expected)) in cases.iter().enumerate() {
         let err = world
-            .create(&format!("bad-{i}"), spec.clone())
+            .create_raw(&format!("bad-{i}"), spec.clone())
             .await
             .expect_err("refused");
         let message = err.to_string();

@@ -323,7 +323,11 @@ pub fn decide(obs: &Observation<'_>, settings: &Settings) -> Decision {
             });
             call(
                 status,
-                Operation::Request,
+                // The second half of a cycle keeps its name, so its URL counts as a refresh.
+                match pending {
+                    Some((Operation::Cycle, _)) => Operation::Cycle,
+                    _ => Operation::Request,
+                },
                 MasterAccess::Temporary,
                 Summary::progressing("RequestingAccess", "asking Mux for master access"),
             )
@@ -792,14 +796,17 @@ mod tests {
         );
         // ...and the new URL counts as a refresh.
         let mut requested = next.status.clone();
-        requested.pending = Some(pending(Operation::Request, t(22 * 3600 + 2)));
+        requested.pending = Some(pending(Operation::Cycle, t(22 * 3600 + 2)));
         let done = decide_at(
             t(22 * 3600 + 9),
             &spec(),
             &requested,
             &asset(Some((MasterStatus::Ready, Some(URL_B)))),
         );
-        assert_eq!(done.status.master.unwrap().url.as_deref(), Some(URL_B));
+        let master = done.status.master.unwrap();
+        assert_eq!(master.url.as_deref(), Some(URL_B));
+        assert_eq!(master.refreshes, 1, "a cycle counts as a refresh");
+        assert_eq!(master.requested_at, Some(time(t(22 * 3600 + 2))));
     }
 
     #[test]

@@ -467,9 +467,9 @@ async fn write_url_secret(
     if let Some(master) = status.master.as_ref()
         && let Some(url) = &master.url
     {
-        data.insert("url".to_string(), url.clone());
+        data.insert("url".to_string(), encode(url));
         if let Some(expires) = &master.expires_at {
-            data.insert("expiresAt".to_string(), expires.0.to_string());
+            data.insert("expiresAt".to_string(), encode(&expires.0.to_string()));
         }
     }
     let owner = OwnerReference {
@@ -490,7 +490,9 @@ async fn write_url_secret(
             "ownerReferences": [owner],
         },
         "type": "Opaque",
-        "stringData": data,
+        // `data`, not `stringData`: server-side apply removes a key we stop applying
+        // only from the field we own, and the apiserver moves stringData into data.
+        "data": data,
     });
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     api.patch(
@@ -500,6 +502,11 @@ async fn write_url_secret(
     )
     .await?;
     Ok(())
+}
+
+fn encode(value: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(value)
 }
 
 /// On the fast path, restore the URL Secret if someone deleted or changed it.

@@ -228,6 +228,24 @@ impl World {
         self.api().create(&PostParams::default(), &object).await
     }
 
+    /// Creates a MasterExport from raw JSON, bypassing the Rust types: for what only the
+    /// apiserver should refuse.
+    pub async fn create_raw(&self, name: &str, spec: serde_json::Value) -> Result<(), kube::Error> {
+        let resource = kube::api::ApiResource::erase::<MasterExport>(&());
+        let api: Api<kube::api::DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.namespace, &resource);
+        let object: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "masterexport.io/v1alpha1",
+            "kind": "MasterExport",
+            "metadata": {"name": name},
+            "spec": spec,
+        }))
+        .expect("an object");
+        api.create(&PostParams::default(), &object)
+            .await
+            .map(|_| ())
+    }
+
     /// Waits until the resource satisfies `predicate`; returns it.
     pub async fn wait(
         &self,
