@@ -792,7 +792,7 @@ mod tests {
         let next = decide_at(t(22 * 3600 + 2), &spec(), &cycling, &asset(None));
         assert_eq!(
             next.call,
-            Some((Operation::Request, MasterAccess::Temporary))
+            Some((Operation::Cycle, MasterAccess::Temporary))
         );
         // ...and the new URL counts as a refresh.
         let mut requested = next.status.clone();

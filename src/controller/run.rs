@@ -191,7 +191,12 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let ready_health = health.clone();
     tokio::spawn(async move {
         for store in stores {
-            let _ = store.wait_until_ready().await;
+            // The store's readiness is a oneshot that wakes only its last poller, and the
+            // controller's runner polls it too: ask again until it has been memoised.
+            while tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready())
+                .await
+                .is_err()
+            {}
         }
         ready_health.set_ready(true);
         tracing::info!("caches synced; reconciling");
