@@ -94,7 +94,9 @@ pub struct Source {
     pub live_stream_id: Option<String>,
 }
 
-#[derive(schemars::JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(
+    schemars::JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum Access {
     #[default]
@@ -102,7 +104,9 @@ pub enum Access {
     None,
 }
 
-#[derive(schemars::JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(
+    schemars::JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
 pub enum DeletionPolicy {
     #[default]
     Revoke,
