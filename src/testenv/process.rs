@@ -1,4 +1,5 @@
-//! One component process: started with its output in a log file, killed when dropped.
+//! One component process: started with its output in a log file, killed when dropped, and
+//! registered with the watchdog and the kernel (see `scratch` and `spawner`) to die with us.
 
 use std::fs::File;
 use std::net::{Ipv4Addr, TcpListener};
