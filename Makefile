@@ -19,4 +19,10 @@ lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
 test: tools lint ## every test: lint, unit, and integration tests against real components
-	$(CARGO) test --locked --all-targets -- --test-threads=$${TEST_THREADS:-4}
+	$(CARGO) test --locked --lib --bins --tests -- --test-threads=$${TEST_THREADS:-4}
+
+crd: ## regenerate crds/ from the Rust types
+	$(CARGO) run --quiet --locked --bin mux-master-operator -- crd > crds/masterexport.yaml
+
+unit: ## the unit tests only (no external process)
+	$(CARGO) test --locked --lib
