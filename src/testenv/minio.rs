@@ -13,13 +13,13 @@ use super::scratch::Scratch;
 use super::tools::Tool;
 
 /// The root user's access key.
-pub const ACCESS_KEY: &str = "testenv-access";
+const ACCESS_KEY: &str = "testenv-access";
 /// The root user's secret key.
-pub const SECRET_KEY: &str = "testenv-secret-key";
+const SECRET_KEY: &str = "testenv-secret-key";
 /// The bucket created at start.
-pub const BUCKET: &str = "testenv";
+const BUCKET: &str = "testenv";
 /// The region MinIO answers for (its default).
-pub const REGION: &str = "us-east-1";
+const REGION: &str = "us-east-1";
 
 /// A running MinIO server.
 #[derive(Debug)]
@@ -45,7 +45,7 @@ impl Minio {
             })
     }
 
-    /// Starts a MinIO server of its own, with the bucket [`BUCKET`]; it stops when dropped.
+    /// Starts a MinIO server of its own, with the bucket `testenv`; it stops when dropped.
     /// Blocks until it is ready.
     pub fn start() -> Result<Self> {
         crate::tls::install_crypto_provider();
@@ -66,17 +66,17 @@ impl Minio {
         &self.endpoint
     }
 
-    /// The access key ([`ACCESS_KEY`]).
+    /// The root user's access key.
     pub fn access_key(&self) -> &str {
         ACCESS_KEY
     }
 
-    /// The secret key ([`SECRET_KEY`]).
+    /// The root user's secret key.
     pub fn secret_key(&self) -> &str {
         SECRET_KEY
     }
 
-    /// The bucket created at start ([`BUCKET`]).
+    /// The bucket created at start, `testenv`.
     pub fn bucket(&self) -> &str {
         BUCKET
     }

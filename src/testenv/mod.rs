@@ -28,7 +28,7 @@ mod scratch;
 mod spawner;
 pub mod tools;
 
-pub use controlplane::ControlPlane;
+pub use controlplane::{ControlPlane, NAMESPACE_LABEL};
 pub use error::{Error, Result};
 pub use minio::Minio;
 pub use muxsim::MuxSim;
