@@ -9,7 +9,7 @@ include tools/tools.mk
 .PHONY: help build lint test unit demo bench crd
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
 build: ## build the operator and mux-sim
 	$(CARGO) build --locked --bins

@@ -790,10 +790,7 @@ mod tests {
         let mut cycling = d.status.clone();
         cycling.pending = Some(pending(Operation::Cycle, t(22 * 3600 + 1)));
         let next = decide_at(t(22 * 3600 + 2), &spec(), &cycling, &asset(None));
-        assert_eq!(
-            next.call,
-            Some((Operation::Cycle, MasterAccess::Temporary))
-        );
+        assert_eq!(next.call, Some((Operation::Cycle, MasterAccess::Temporary)));
         // ...and the new URL counts as a refresh.
         let mut requested = next.status.clone();
         requested.pending = Some(pending(Operation::Cycle, t(22 * 3600 + 2)));
@@ -888,7 +885,7 @@ mod tests {
         });
         let d = decide_at(t(0), &spec(), &MasterExportStatus::default(), &errored);
         assert_eq!(
-            (d.call.clone(), d.status.phase, d.summary.reason.as_str()),
+            (d.call, d.status.phase, d.summary.reason.as_str()),
             (None, Some(Phase::Failed), "AssetErrored")
         );
         assert!(d.summary.stalled && d.summary.message.contains("bad file"));

@@ -110,6 +110,9 @@ pub struct LiveStreamSeed {
     pub asset_size: Option<u64>,
 }
 
+/// A page of assets, the cursor of the next page, and the events that fired meanwhile.
+pub type Page = (Vec<Asset>, Option<String>, Vec<Event>);
+
 pub struct World {
     assets: HashMap<String, SimAsset>,
     /// Asset IDs in creation order (lists are newest first).
@@ -458,7 +461,7 @@ impl World {
         page: Option<usize>,
         now: Instant,
         sw: &Switches,
-    ) -> Result<(Vec<Asset>, Option<String>, Vec<Event>), Refusal> {
+    ) -> Result<Page, Refusal> {
         let events = self.advance(now, sw);
         let limit = limit.clamp(1, 100);
         let start = match (cursor, page) {
