@@ -1,0 +1,230 @@
+//! The copy's flags. Each has an `MMO_*` environment variable, so that a pod template can set
+//! everything from Secrets and ConfigMaps; the source URL has no flag at all (see the module
+//! documentation).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::units;
+
+fn duration_arg(text: &str) -> Result<Duration, String> {
+    crate::duration::parse(text)
+}
+
+/// How the verified staging object becomes the final object with its metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FinalizeMode {
+    /// Server-side copy on S3; streamed back through the pod on GCS and Azure; a rename on
+    /// `file://`.
+    Auto,
+    /// Stream the staging object back through the pod into the final object, hashing it again
+    /// (any object store; the default for GCS and Azure).
+    Restream,
+}
+
+/// `mux-master-operator copy` flags.
+#[derive(Debug, clap::Args)]
+pub struct CopyArgs {
+    /// A file holding the master's signed URL (a Secret mounted as a volume). Without it, the
+    /// URL is read from the environment variable MUX_MASTER_URL; it is never taken from the
+    /// command line.
+    #[arg(long, env = "MMO_SOURCE_URL_FILE", value_name = "PATH")]
+    pub source_url_file: Option<PathBuf>,
+
+    /// Where to store the master: s3://bucket/key, gs://bucket/key, az://container/path or
+    /// file:///absolute/path.
+    #[arg(long, env = "MMO_DESTINATION", value_name = "URL")]
+    pub destination: String,
+
+    /// The object store's endpoint, for S3-compatible stores (MinIO, Ceph, R2) or an Azure
+    /// emulator. Default: the provider's own (or AWS_ENDPOINT_URL and the like).
+    #[arg(long, env = "MMO_ENDPOINT", value_name = "URL")]
+    pub endpoint: Option<String>,
+
+    /// The S3 region (default: AWS_REGION, else us-east-1).
+    #[arg(long, env = "MMO_REGION")]
+    pub region: Option<String>,
+
+    /// Address S3 buckets virtual-hosted style (https://bucket.host/key) rather than path style
+    /// (https://host/bucket/key).
+    #[arg(long, env = "MMO_VIRTUAL_HOSTED_STYLE")]
+    pub virtual_hosted_style: bool,
+
+    /// Allow a plain-HTTP endpoint (implied when --endpoint starts with http://).
+    #[arg(long, env = "MMO_ALLOW_HTTP")]
+    pub allow_http: bool,
+
+    /// A folder of storage credentials and settings, one file per setting, named like the
+    /// environment variables object_store reads (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// GOOGLE_SERVICE_ACCOUNT_KEY, AZURE_STORAGE_ACCOUNT_KEY, ...): a Secret mounted as a volume.
+    #[arg(long, env = "MMO_STORAGE_CREDENTIALS_DIR", value_name = "DIR")]
+    pub credentials_dir: Option<PathBuf>,
+
+    /// Replace a different object already at the destination.
+    #[arg(long, env = "MMO_OVERWRITE")]
+    pub overwrite: bool,
+
+    /// The SHA-256 (hex) the master must have, e.g. from a previous verified copy: an existing
+    /// object recorded with it is skipped without contacting the source, and a copy whose digest
+    /// differs fails.
+    #[arg(long, env = "MMO_EXPECTED_SHA256", value_name = "HEX")]
+    pub expected_sha256: Option<String>,
+
+    /// The size in bytes the master must have (checked like --expected-sha256).
+    #[arg(long, env = "MMO_EXPECTED_SIZE", value_name = "BYTES")]
+    pub expected_size: Option<u64>,
+
+    /// The multipart upload's part size (5MiB to 1GiB).
+    #[arg(long, env = "MMO_PART_SIZE", default_value = "8MiB", value_parser = units::parse_size)]
+    pub part_size: u64,
+
+    /// How many parts may upload at once while the next one fills.
+    #[arg(long, env = "MMO_PARTS_IN_FLIGHT", default_value_t = 2)]
+    pub parts_in_flight: usize,
+
+    /// Transient failures in a row (without progress) before giving up.
+    #[arg(long, env = "MMO_MAX_RETRIES", default_value_t = 10)]
+    pub max_retries: u32,
+
+    /// The first wait before a retry; it doubles with each failure in a row, up to 30s.
+    #[arg(long, env = "MMO_RETRY_DELAY", default_value = "1s", value_parser = duration_arg)]
+    pub retry_delay: Duration,
+
+    /// How many times the copy may start over because the master changed under it.
+    #[arg(long, env = "MMO_MAX_RESTARTS", default_value_t = 3)]
+    pub max_restarts: u32,
+
+    /// Give up on a connection that sends nothing for this long (and resume).
+    #[arg(long, env = "MMO_READ_TIMEOUT", default_value = "30s", value_parser = duration_arg)]
+    pub read_timeout: Duration,
+
+    /// Give up connecting after this long (and retry).
+    #[arg(long, env = "MMO_CONNECT_TIMEOUT", default_value = "10s", value_parser = duration_arg)]
+    pub connect_timeout: Duration,
+
+    /// The spacing of the checks that the master's length has stopped growing.
+    #[arg(long, env = "MMO_SETTLE", default_value = "10s", value_parser = duration_arg)]
+    pub settle: Duration,
+
+    /// How many checks in a row must find no new bytes before the length is final.
+    #[arg(long, env = "MMO_SETTLE_CHECKS", default_value_t = 2)]
+    pub settle_checks: u32,
+
+    /// How often progress is logged.
+    #[arg(long, env = "MMO_PROGRESS_INTERVAL", default_value = "2s", value_parser = duration_arg)]
+    pub progress_interval: Duration,
+
+    /// Where to write the result for Kubernetes (the container's terminationMessagePath);
+    /// written only if its folder exists.
+    #[arg(
+        long,
+        env = "MMO_TERMINATION_MESSAGE_PATH",
+        default_value = "/dev/termination-log",
+        value_name = "PATH"
+    )]
+    pub termination_message_path: PathBuf,
+
+    /// How the verified upload is published with its metadata.
+    #[arg(
+        long,
+        env = "MMO_FINALIZE",
+        value_enum,
+        default_value = "auto",
+        hide = true
+    )]
+    pub finalize: FinalizeMode,
+
+    /// The range size of S3's server-side copy (at most 5GiB).
+    #[arg(
+        long,
+        env = "MMO_COPY_PART_SIZE",
+        default_value = "512MiB",
+        value_parser = units::parse_size,
+        hide = true
+    )]
+    pub copy_part_size: u64,
+}
+
+impl CopyArgs {
+    /// Checks what clap cannot: ranges and combinations.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        const MIB: u64 = 1 << 20;
+        if !(5 * MIB..=1024 * MIB).contains(&self.part_size) {
+            return Err(format!(
+                "--part-size must be between 5MiB and 1GiB (S3's limits), not {}",
+                units::human(self.part_size)
+            ));
+        }
+        if !(1..=16).contains(&self.parts_in_flight) {
+            return Err("--parts-in-flight must be between 1 and 16".into());
+        }
+        if !(5 * MIB..=5 * 1024 * MIB).contains(&self.copy_part_size) {
+            return Err("--copy-part-size must be between 5MiB and 5GiB".into());
+        }
+        if self.settle_checks == 0 {
+            return Err("--settle-checks must be at least 1".into());
+        }
+        if let Some(sha) = &self.expected_sha256
+            && !is_sha256_hex(sha)
+        {
+            return Err("--expected-sha256 must be 64 hexadecimal digits".into());
+        }
+        if self.read_timeout.is_zero() || self.connect_timeout.is_zero() {
+            return Err("timeouts must be longer than zero".into());
+        }
+        Ok(())
+    }
+
+    /// The expected digest, lowercased.
+    pub(crate) fn expected_sha256(&self) -> Option<String> {
+        self.expected_sha256
+            .as_ref()
+            .map(|s| s.to_ascii_lowercase())
+    }
+}
+
+/// Whether `text` is a SHA-256 in hex.
+pub(crate) fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: CopyArgs,
+    }
+
+    fn parse(args: &[&str]) -> CopyArgs {
+        let mut all = vec!["copy", "--destination", "s3://b/k"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).expect("parses").args
+    }
+
+    #[test]
+    fn the_defaults_are_valid_and_bounded() {
+        let args = parse(&[]);
+        args.validate().unwrap();
+        assert_eq!(args.part_size, 8 << 20);
+        assert_eq!(args.parts_in_flight, 2);
+        assert_eq!(args.settle, Duration::from_secs(10));
+        assert_eq!(args.finalize, FinalizeMode::Auto);
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        assert!(parse(&["--part-size", "1MiB"]).validate().is_err());
+        assert!(parse(&["--parts-in-flight", "0"]).validate().is_err());
+        assert!(parse(&["--settle-checks", "0"]).validate().is_err());
+        assert!(parse(&["--expected-sha256", "abc"]).validate().is_err());
+        assert!(
+            parse(&["--expected-sha256", &"A".repeat(64)])
+                .validate()
+                .is_ok()
+        );
+    }
+}

@@ -1,0 +1,133 @@
+//! Why a copy ended: the reason (reported to the controller) and its exit status.
+
+use serde::{Deserialize, Serialize};
+
+/// The outcome of a copy, as the termination message names it. Each has its own exit status
+/// ([`Reason::exit_code`]); the table is in the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reason {
+    /// The master was copied and verified.
+    Copied,
+    /// The destination already held the verified master.
+    Skipped,
+    /// An unexpected error.
+    Failed,
+    /// Flags, URL, destination or credentials are unusable.
+    BadInput,
+    /// The URL answered 401/403: refresh it and run again.
+    UrlExpired,
+    /// A different object is at the destination and overwriting was not allowed.
+    DestinationExists,
+    /// A size or SHA-256 mismatch, or a source that kept changing.
+    VerificationFailed,
+    /// Transient failures went on past the retry budget.
+    RetriesExhausted,
+    /// The object store refused or failed.
+    StoreFailed,
+    /// The source answered something final (404, 410, another 4xx).
+    SourceFailed,
+    /// SIGTERM or SIGINT.
+    Interrupted,
+}
+
+impl Reason {
+    /// The process's exit status for this outcome.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Reason::Copied | Reason::Skipped => 0,
+            Reason::Failed => 1,
+            Reason::BadInput => 2,
+            Reason::UrlExpired => 3,
+            Reason::DestinationExists => 4,
+            Reason::VerificationFailed => 5,
+            Reason::RetriesExhausted => 6,
+            Reason::StoreFailed => 7,
+            Reason::SourceFailed => 8,
+            Reason::Interrupted => 9,
+        }
+    }
+
+    /// The reason an exit status stands for (`Copied` for 0).
+    pub fn from_exit_code(code: i32) -> Option<Reason> {
+        [
+            Reason::Copied,
+            Reason::Failed,
+            Reason::BadInput,
+            Reason::UrlExpired,
+            Reason::DestinationExists,
+            Reason::VerificationFailed,
+            Reason::RetriesExhausted,
+            Reason::StoreFailed,
+            Reason::SourceFailed,
+            Reason::Interrupted,
+        ]
+        .into_iter()
+        .find(|r| i32::from(r.exit_code()) == code)
+    }
+}
+
+/// A failed copy: why, and a message a person can act on (never holding a secret).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{reason:?}: {message}")]
+pub struct CopyError {
+    pub reason: Reason,
+    pub message: String,
+}
+
+impl CopyError {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Self::new(Reason::BadInput, message)
+    }
+
+    pub fn verification(message: impl Into<String>) -> Self {
+        Self::new(Reason::VerificationFailed, message)
+    }
+
+    pub fn interrupted() -> Self {
+        Self::new(Reason::Interrupted, "interrupted by a signal")
+    }
+
+    /// An object store failure while doing `what`.
+    pub fn store(what: impl std::fmt::Display, error: object_store::Error) -> Self {
+        Self::new(Reason::StoreFailed, format!("{what}: {error}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_distinct_and_round_trip() {
+        let all = [
+            Reason::Failed,
+            Reason::BadInput,
+            Reason::UrlExpired,
+            Reason::DestinationExists,
+            Reason::VerificationFailed,
+            Reason::RetriesExhausted,
+            Reason::StoreFailed,
+            Reason::SourceFailed,
+            Reason::Interrupted,
+        ];
+        let mut codes: Vec<u8> = all.iter().map(|r| r.exit_code()).collect();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), all.len());
+        assert!(!codes.contains(&0));
+        for reason in all {
+            assert_eq!(
+                Reason::from_exit_code(reason.exit_code().into()),
+                Some(reason)
+            );
+        }
+        assert_eq!(Reason::Skipped.exit_code(), 0);
+    }
+}
