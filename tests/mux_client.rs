@@ -502,7 +502,7 @@ fn documented_signature_matches(secret: &str, header: &str, body: &[u8]) -> bool
     mac.update(format!("{}.", t.expect("a timestamp")).as_bytes());
     mac.update(body);
     let expected = hex::encode(mac.finalize().into_bytes());
-    v1s.iter().any(|v| *v == expected)
+    v1s.contains(&expected)
 }
 
 #[tokio::test]
