@@ -28,7 +28,7 @@ enum Command {
     /// Run the controller.
     Run(Box<controller::run::RunArgs>),
     /// Copy a master from its URL into object storage, verified (the copy Job runs this).
-    Copy(copy::CopyArgs),
+    Copy(Box<copy::CopyArgs>),
     /// Print the MasterExport CustomResourceDefinition as YAML.
     Crd,
 }
@@ -46,7 +46,7 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Copy(args) => copy::run(args).await,
+        Command::Copy(args) => copy::run(*args).await,
         Command::Crd => {
             print!("{}", mux_master_operator::crd::yaml());
             ExitCode::SUCCESS
