@@ -19,3 +19,4 @@ pub mod server;
 pub mod sim;
 pub mod testenv;
 pub mod tls;
+pub mod webhooks;

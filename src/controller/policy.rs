@@ -60,6 +60,14 @@ pub struct Observation<'a> {
     pub spec: &'a MasterExportSpec,
     pub status: &'a MasterExportStatus,
     pub asset: &'a Asset,
+    /// Set while webhooks flow: the slow pace of fallback polls while waiting on Mux.
+    pub slow_poll: Option<Duration>,
+}
+
+/// How long to wait before looking again at something Mux is working on.
+fn wait_for_mux(obs: &Observation<'_>, since: Option<Timestamp>, settings: &Settings) -> Duration {
+    let fast = poll_interval(since, obs.now, settings);
+    obs.slow_poll.map_or(fast, |slow| slow.max(fast))
 }
 
 /// What to do next.
@@ -307,7 +315,7 @@ pub fn decide(obs: &Observation<'_>, settings: &Settings) -> Decision {
                 "WaitingForRecording",
                 format!("asset {} is still recording a live stream", asset.id),
             ),
-            requeue_after: Some(settings.poll_max),
+            requeue_after: Some(wait_for_mux(obs, None, settings).max(settings.poll_max)),
         };
     }
 
@@ -357,7 +365,7 @@ pub fn decide(obs: &Observation<'_>, settings: &Settings) -> Decision {
                 call: None,
                 status,
                 summary: Summary::progressing("MasterPreparing", preparing),
-                requeue_after: Some(poll_interval(requested_at, obs.now, settings)),
+                requeue_after: Some(wait_for_mux(obs, requested_at, settings)),
             }
         }
         Some(MasterStatus::Errored) => {
@@ -609,6 +617,7 @@ mod tests {
             spec,
             status,
             asset,
+            slow_poll: None,
         };
         decide(&obs, &Settings::default())
     }
@@ -652,6 +661,24 @@ mod tests {
             &asset(Some((MasterStatus::Preparing, None))),
         );
         assert_eq!(late.requeue_after, Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn with_webhooks_flowing_polls_slow_down() {
+        let status = with_pending(Operation::Request, t(0));
+        let spec = spec();
+        let asset = asset(Some((MasterStatus::Preparing, None)));
+        let obs = Observation {
+            now: t(1),
+            generation: Some(1),
+            spread_seed: 0,
+            spec: &spec,
+            status: &status,
+            asset: &asset,
+            slow_poll: Some(Duration::from_secs(120)),
+        };
+        let d = decide(&obs, &Settings::default());
+        assert_eq!(d.requeue_after, Some(Duration::from_secs(120)));
     }
 
     #[test]

@@ -22,6 +22,7 @@ use serde_json::json;
 
 use super::conditions::{self, Summary};
 use super::policy::{self, LiveSource, Observation, Settings};
+use super::wakeup::Wakeups;
 use crate::metrics::Metrics;
 use crate::mux::types::{Asset, MasterAccess};
 use crate::mux::{Credentials, ErrorKind, MuxClient, MuxClients, MuxError};
@@ -49,6 +50,10 @@ pub struct Context {
     pub metrics: Metrics,
     /// How long a deletion waits for Mux before giving up on revoking access.
     pub deletion_timeout: Duration,
+    /// Webhook wake-ups, and whether webhooks flow (polls slow down when they do).
+    pub wakeups: Arc<Wakeups>,
+    /// The fallback poll while webhooks flow.
+    pub webhook_poll: Duration,
     /// Consecutive failures per resource, for backoff; forgotten on success.
     failures: Mutex<HashMap<ObjectRef<MasterExport>, u32>>,
 }
@@ -61,6 +66,8 @@ impl Context {
         recorder: Recorder,
         metrics: Metrics,
         deletion_timeout: Duration,
+        wakeups: Arc<Wakeups>,
+        webhook_poll: Duration,
     ) -> Self {
         Self {
             client,
@@ -69,8 +76,14 @@ impl Context {
             recorder,
             metrics,
             deletion_timeout,
+            wakeups,
+            webhook_poll,
             failures: Mutex::default(),
         }
+    }
+
+    fn slow_poll(&self) -> Option<Duration> {
+        self.wakeups.healthy().then_some(self.webhook_poll)
     }
 
     /// The next backoff for `obj` after one more failure: 5 s doubling to 5 min, jittered.
@@ -172,7 +185,9 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
     if obj.spec.suspend {
         return Ok(Action::await_change());
     }
-    if policy::can_skip_mux(&obj.spec, &previous, obj.meta().generation, now) {
+    // A webhook about this resource's asset: ask Mux, whatever the status says.
+    let poked = ctx.wakeups.take_poke(&ObjectRef::from(&*obj));
+    if poked.is_none() && policy::can_skip_mux(&obj.spec, &previous, obj.meta().generation, now) {
         ensure_url_secret(&obj, ctx, &previous).await?;
         ctx.metrics.set_expiry(
             &obj.namespace().unwrap_or_default(),
@@ -195,6 +210,11 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
             attach_secret_ref(&obj, &mut status);
             write_url_secret(&obj, ctx, &status).await?;
             write_status(&obj, ctx, &status, &summary).await?;
+            if let Some(arrived) = poked {
+                ctx.metrics
+                    .webhook_to_status_seconds
+                    .observe(arrived.elapsed().as_secs_f64());
+            }
             announce(&obj, ctx, &previous, &status, &summary).await;
             ctx.succeeded(&obj);
             Ok(requeue
@@ -259,10 +279,11 @@ async fn converge(
         LiveSource::Waiting(message) => {
             status.observed_generation = obj.meta().generation;
             status.phase = Some(Phase::Pending);
+            let wait = ctx.slow_poll().unwrap_or(ctx.settings.poll_max);
             return Ok((
                 status,
                 Summary::progressing("WaitingForRecording", message),
-                Some(ctx.settings.poll_max),
+                Some(wait),
             ));
         }
     };
@@ -278,6 +299,7 @@ async fn converge(
             spec: &obj.spec,
             status: &status,
             asset: &asset,
+            slow_poll: ctx.slow_poll(),
         };
         let decision = policy::decide(&observation, &ctx.settings);
         let Some((operation, access)) = decision.call else {

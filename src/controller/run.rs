@@ -2,22 +2,25 @@
 //! metrics, health and leader election.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client};
 
+use super::index::SourceIndex;
 use super::policy::Settings;
 use super::reconcile::{Context, error_policy, reconcile};
+use super::wakeup::Wakeups;
 use crate::leader::{Elector, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::mux::{MuxClients, MuxConfig, Rate};
 use crate::resource::MasterExport;
 use crate::server::{self, Health};
+use crate::webhooks;
 
 fn duration_arg(text: &str) -> Result<Duration, String> {
     crate::duration::parse(text)
@@ -72,6 +75,27 @@ pub struct RunArgs {
     pub identity: Option<String>,
     #[arg(long, env = "LEASE_DURATION", default_value = "15s", value_parser = duration_arg)]
     pub lease_duration: Duration,
+    /// Address of the Mux webhook endpoint (POST /webhooks/mux); unset: no webhooks.
+    #[arg(long, env = "WEBHOOK_ADDR")]
+    pub webhook_addr: Option<SocketAddr>,
+    /// Webhook signing secrets, comma-separated (several while rotating). Required with
+    /// --webhook-addr.
+    #[arg(
+        long,
+        env = "MUX_WEBHOOK_SECRETS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub webhook_secrets: Vec<String>,
+    /// How far a webhook signature's timestamp may be from now, either way.
+    #[arg(long, env = "WEBHOOK_TOLERANCE", default_value = "5m", value_parser = duration_arg)]
+    pub webhook_tolerance: Duration,
+    /// The fallback poll while webhooks flow (they wake the controller at once).
+    #[arg(long, env = "WEBHOOK_POLL_INTERVAL", default_value = "2m", value_parser = duration_arg)]
+    pub webhook_poll_interval: Duration,
+    /// Without a verified webhook for this long, polling returns to its fast pace.
+    #[arg(long, env = "WEBHOOK_STALE_AFTER", default_value = "30m", value_parser = duration_arg)]
+    pub webhook_stale_after: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +111,10 @@ pub enum RunError {
     },
     #[error("lost the leader lease; exiting so that a new election can take place")]
     LostLeadership,
+    #[error(
+        "--webhook-addr needs at least one signing secret (--webhook-secrets or MUX_WEBHOOK_SECRETS)"
+    )]
+    NoWebhookSecret,
 }
 
 /// Runs the operator until SIGTERM (or leadership is lost).
@@ -151,6 +179,38 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         poll_max: args.poll_max,
         ..Settings::default()
     };
+    let webhooks_on = args.webhook_addr.is_some();
+    let wakeups = Arc::new(Wakeups::new(webhooks_on, args.webhook_stale_after));
+    if let Some(addr) = args.webhook_addr {
+        let secrets: Vec<String> = args
+            .webhook_secrets
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if secrets.is_empty() {
+            return Err(RunError::NoWebhookSecret);
+        }
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| RunError::Serve { addr, source })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|source| RunError::Serve { addr, source })?;
+        tracing::info!(addr = %bound, path = webhooks::PATH, "serving Mux webhooks");
+        let sink_wakeups = wakeups.clone();
+        let sink: webhooks::EventSink = Arc::new(move |event, received| {
+            let woken = sink_wakeups.on_event(event, received);
+            tracing::debug!(kind = %event.kind, object = %event.object.id, woken, "webhook");
+        });
+        let config = webhooks::WebhookConfig {
+            secrets,
+            tolerance: args.webhook_tolerance,
+            max_body: 1 << 20,
+        };
+        let router = webhooks::router(config, metrics.clone(), sink);
+        tokio::spawn(async move { axum::serve(listener, router).await });
+    }
     let ctx = Arc::new(Context::new(
         client.clone(),
         mux,
@@ -158,21 +218,42 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         recorder,
         metrics,
         args.deletion_timeout,
+        wakeups.clone(),
+        args.webhook_poll_interval,
     ));
 
-    let apis: Vec<Api<MasterExport>> = if args.namespaces.is_empty() {
-        vec![Api::all(client.clone())]
+    let scopes: Vec<Option<String>> = if args.namespaces.is_empty() {
+        vec![None]
     } else {
         // One controller per namespace: the RBAC may grant nothing cluster-wide.
-        args.namespaces
-            .iter()
-            .map(|ns| Api::namespaced(client.clone(), ns))
-            .collect()
+        args.namespaces.iter().cloned().map(Some).collect()
     };
     let mut controllers = Vec::new();
     let mut stores = Vec::new();
-    for api in apis {
-        let controller = Controller::new(api, watcher::Config::default().any_semantic())
+    for scope in scopes {
+        let api: Api<MasterExport> = match &scope {
+            None => Api::all(client.clone()),
+            Some(ns) => Api::namespaced(client.clone(), ns),
+        };
+        // Our own watch, so the source index sees every event before the controller does.
+        let (reader, writer) = reflector::store();
+        let index = Arc::new(RwLock::new(SourceIndex::default()));
+        let index_writer = index.clone();
+        let objects = watcher(api, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .map_ok(move |event| {
+                index_writer
+                    .write()
+                    .expect("index lock")
+                    .apply_event(&event);
+                event
+            })
+            .reflect(writer)
+            .applied_objects();
+        let (queue, woken) = futures::channel::mpsc::channel(4096);
+        wakeups.add(scope.clone(), index, queue);
+        let controller = Controller::for_stream(objects, reader)
+            .reconcile_on(woken)
             .with_config(ControllerConfig::default().concurrency(args.concurrency))
             .shutdown_on_signal();
         stores.push(controller.store());

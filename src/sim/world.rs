@@ -121,6 +121,8 @@ pub struct World {
     signing_key: [u8; 32],
     /// Where master URLs point (this server, in place of mezzanine.mux.com).
     pub master_base: String,
+    /// The origin of the `*_ms` times the admin API shows (the request log's too).
+    started: Instant,
 }
 
 /// A new random ID in Mux's style (letters and digits).
@@ -130,6 +132,13 @@ pub fn new_id(len: usize) -> String {
     (0..len)
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
         .collect()
+}
+
+fn unix_ms_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn unix_now() -> i64 {
@@ -149,6 +158,7 @@ impl World {
             live_streams: HashMap::new(),
             signing_key,
             master_base,
+            started: Instant::now(),
         }
     }
 
@@ -677,12 +687,17 @@ impl World {
     /// The state a test may want beyond what the API shows.
     pub fn admin_view(&self, id: &str, now: Instant, sw: &Switches) -> Option<Value> {
         let asset = self.assets.get(id)?;
+        let master_ready = asset.master.as_ref().and_then(|m| m.ready_at);
         Some(json!({
             "asset": self.view(id, now, sw),
             "size": asset.size,
             "seed": asset.seed,
             "current_length": self.current_length(asset, now, sw),
             "valid_urls": asset.grants.iter().filter(|g| g.expires_at > now).count(),
+            // When the master turned (or turns) ready: on the request log's clock, and in
+            // Unix milliseconds, so tests can time what follows.
+            "master_ready_at_ms": master_ready.map(|t| t.saturating_duration_since(self.started).as_millis() as u64),
+            "master_ready_unix_ms": master_ready.filter(|t| *t <= now).map(|t| unix_ms_now() - (now - t).as_millis() as i64),
         }))
     }
 

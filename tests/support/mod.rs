@@ -83,13 +83,23 @@ impl Operator {
 
     /// The address of /metrics, read from the operator's log.
     pub async fn metrics_addr(&self) -> String {
-        eventually(TIMEOUT, "the operator to serve metrics", || async {
+        self.logged_addr("serving /metrics").await
+    }
+
+    /// The address of the webhook endpoint, read from the operator's log.
+    pub async fn webhook_addr(&self) -> String {
+        self.logged_addr("serving Mux webhooks").await
+    }
+
+    /// The `addr=` of the first log line containing `marker`.
+    async fn logged_addr(&self, marker: &str) -> String {
+        eventually(TIMEOUT, marker, || async {
             self.log().lines().find_map(|line| {
-                line.contains("serving /metrics").then(|| {
-                    line.split("addr=")
-                        .nth(1)
-                        .map(|a| a.split_whitespace().next().unwrap_or("").to_string())
-                })?
+                if !line.contains(marker) {
+                    return None;
+                }
+                let after = line.split("addr=").nth(1)?;
+                Some(after.split_whitespace().next()?.to_string())
             })
         })
         .await

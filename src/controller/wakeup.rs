@@ -1,0 +1,188 @@
+//! Turning webhook events into reconciles: find the resources through the index, mark them
+//! "poked" (so the reconcile asks Mux instead of trusting its status), and queue them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use futures::channel::mpsc;
+use kube::runtime::reflector::ObjectRef;
+
+use super::index::SourceIndex;
+use crate::mux::types::WebhookEvent;
+use crate::resource::MasterExport;
+
+type Ref = ObjectRef<MasterExport>;
+
+/// Events after which a reconcile may act differently. `master.preparing`, `asset.created`
+/// and `live_stream.active` change nothing the controller would do, so they wake nobody:
+/// that keeps the calls to Mux down while a master prepares.
+pub fn wakes(kind: &str) -> bool {
+    matches!(
+        kind,
+        "video.asset.master.ready"
+            | "video.asset.master.errored"
+            | "video.asset.master.deleted"
+            | "video.asset.ready"
+            | "video.asset.errored"
+            | "video.asset.deleted"
+            | "video.asset.live_stream_completed"
+            | "video.live_stream.idle"
+    )
+}
+
+/// The Mux IDs an event is about.
+pub fn ids_of(event: &WebhookEvent) -> Vec<String> {
+    let mut ids = vec![event.object.id.clone()];
+    for key in ["id", "live_stream_id"] {
+        if let Some(id) = event.data.get(key).and_then(|v| v.as_str()) {
+            ids.push(id.to_string());
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+pub struct Wakeups {
+    indexes: RwLock<Vec<Arc<RwLock<SourceIndex>>>>,
+    /// One queue per controller, with the namespace it watches (`None`: all).
+    queues: Mutex<Vec<(Option<String>, mpsc::Sender<Ref>)>>,
+    pokes: Mutex<HashMap<Ref, Instant>>,
+    enabled: bool,
+    /// The last verified event (or the start), for telling whether webhooks still flow.
+    last_event: Mutex<Instant>,
+    stale_after: Duration,
+}
+
+impl Wakeups {
+    pub fn new(enabled: bool, stale_after: Duration) -> Self {
+        Self {
+            indexes: RwLock::default(),
+            queues: Mutex::default(),
+            pokes: Mutex::default(),
+            enabled,
+            last_event: Mutex::new(Instant::now()),
+            stale_after,
+        }
+    }
+
+    /// Registers a controller's index and queue.
+    pub fn add(
+        &self,
+        namespace: Option<String>,
+        index: Arc<RwLock<SourceIndex>>,
+        queue: mpsc::Sender<Ref>,
+    ) {
+        self.indexes.write().expect("indexes lock").push(index);
+        self.queues
+            .lock()
+            .expect("queues lock")
+            .push((namespace, queue));
+    }
+
+    /// Webhooks are configured and events arrived recently (or we just started): polling
+    /// can slow down.
+    pub fn healthy(&self) -> bool {
+        self.enabled
+            && self.last_event.lock().expect("last event lock").elapsed() < self.stale_after
+    }
+
+    /// Wakes the resources an event concerns; returns how many.
+    pub fn on_event(&self, event: &WebhookEvent, received: Instant) -> usize {
+        *self.last_event.lock().expect("last event lock") = received;
+        if !wakes(&event.kind) {
+            return 0;
+        }
+        let mut targets: Vec<Ref> = Vec::new();
+        for index in self.indexes.read().expect("indexes lock").iter() {
+            let index = index.read().expect("index lock");
+            for id in ids_of(event) {
+                targets.extend(index.lookup(&id));
+            }
+        }
+        targets.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        targets.dedup();
+        let mut pokes = self.pokes.lock().expect("pokes lock");
+        let mut queues = self.queues.lock().expect("queues lock");
+        for target in &targets {
+            pokes.entry(target.clone()).or_insert(received);
+            for (namespace, queue) in queues.iter_mut() {
+                if namespace.is_none() || namespace == &target.namespace {
+                    // A full queue means the controller is already busy with a backlog: the
+                    // poke stays, and polling is the fallback. Never block the webhook.
+                    let _ = queue.try_send(target.clone());
+                }
+            }
+        }
+        targets.len()
+    }
+
+    /// Takes the poke of a resource: `Some(arrival)` if a webhook woke it.
+    pub fn take_poke(&self, target: &Ref) -> Option<Instant> {
+        self.pokes.lock().expect("pokes lock").remove(target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    fn event(kind: &str, id: &str) -> WebhookEvent {
+        serde_json::from_value(serde_json::json!({
+            "type": kind, "object": {"type": "asset", "id": id}, "id": "e1",
+            "data": {"id": id, "status": "ready"}
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_ready_event_pokes_and_queues_the_resources_of_its_asset() {
+        let wakeups = Wakeups::new(true, Duration::from_secs(600));
+        let index = Arc::new(RwLock::new(SourceIndex::default()));
+        let mut obj = MasterExport::new(
+            "a",
+            serde_json::from_value(serde_json::json!({
+                "source": {"assetId": "asset1"}, "credentialsSecretRef": {"name": "mux"}
+            }))
+            .unwrap(),
+        );
+        obj.metadata.namespace = Some("media".into());
+        index
+            .write()
+            .unwrap()
+            .apply_event(&kube::runtime::watcher::Event::Apply(obj.clone()));
+        let (tx, mut rx) = mpsc::channel(8);
+        wakeups.add(Some("media".into()), index, tx);
+
+        assert_eq!(
+            wakeups.on_event(
+                &event("video.asset.master.preparing", "asset1"),
+                Instant::now()
+            ),
+            0
+        );
+        assert_eq!(
+            wakeups.on_event(&event("video.asset.master.ready", "asset1"), Instant::now()),
+            1
+        );
+        assert_eq!(rx.next().await.unwrap().name, "a");
+        assert!(wakeups.take_poke(&ObjectRef::from(&obj)).is_some());
+        assert!(
+            wakeups.take_poke(&ObjectRef::from(&obj)).is_none(),
+            "taken once"
+        );
+        assert_eq!(
+            wakeups.on_event(&event("video.asset.master.ready", "other"), Instant::now()),
+            0
+        );
+    }
+
+    #[test]
+    fn without_webhooks_polling_stays_fast() {
+        assert!(!Wakeups::new(false, Duration::from_secs(600)).healthy());
+        assert!(Wakeups::new(true, Duration::from_secs(600)).healthy());
+        assert!(!Wakeups::new(true, Duration::ZERO).healthy());
+    }
+}
