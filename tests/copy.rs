@@ -667,12 +667,14 @@ async fn a_local_path_destination_works() {
     assert_eq!(again.report.sha256.as_deref(), Some(expected.as_str()));
 }
 
+/// What a Job's pod template gives: flags as `MMO_*` variables, the URL and the storage
+/// credentials as files of mounted Secrets, nothing on the command line.
 #[tokio::test(flavor = "multi_thread")]
-async fn url_and_credentials_from_files_and_the_streamed_publication_work() {
+async fn a_job_environment_with_secret_files_works_and_the_streamed_publication_records_metadata() {
     let sim = start_sim(&[]);
     let master = Master::new(&sim, 12 * MIB).await;
     let minio = minio();
-    let key = format!("copy/from-files/{}.mp4", master.id);
+    let key = format!("copy/job-env/{}.mp4", master.id);
     let secrets = tempfile::tempdir().unwrap();
     let url_file = secrets.path().join("url");
     std::fs::write(&url_file, format!("{}\n", master.url)).unwrap();
@@ -684,17 +686,25 @@ async fn url_and_credentials_from_files_and_the_streamed_publication_work() {
         minio.secret_key(),
     )
     .unwrap();
-
-    let outcome = Copier::to_minio(&master, minio, &key)
-        .without_env("MUX_MASTER_URL")
-        .without_env("AWS_ACCESS_KEY_ID")
-        .without_env("AWS_SECRET_ACCESS_KEY")
-        .args(&["--source-url-file", url_file.to_str().unwrap()])
-        .args(&["--credentials-dir", credentials.to_str().unwrap()])
+    let env = [
+        ("MMO_DESTINATION", format!("s3://{}/{key}", minio.bucket())),
+        ("MMO_ENDPOINT", minio.endpoint().to_owned()),
+        ("MMO_SOURCE_URL_FILE", url_file.display().to_string()),
+        (
+            "MMO_STORAGE_CREDENTIALS_DIR",
+            credentials.display().to_string(),
+        ),
+        ("MMO_SETTLE", "200ms".to_owned()),
         // Publish by streaming the staging object back, as on GCS and Azure.
-        .args(&["--finalize", "restream"])
-        .run()
-        .await;
+        ("MMO_FINALIZE", "restream".to_owned()),
+    ];
+    let copier = Copier {
+        args: Vec::new(),
+        env: env.map(|(k, v)| (k.to_owned(), v)).to_vec(),
+        secrets: vec![master.signature(), minio.secret_key().to_owned()],
+    };
+
+    let outcome = copier.run().await;
     outcome.expect(Reason::Copied);
 
     let expected = master.sha256();

@@ -56,11 +56,13 @@
 //!    skipping the bytes already received.
 //! 4. **The final length.** Mux's master can still grow for a while after `ready`, so neither
 //!    an early `Content-Length` nor the end of one body proves the end of the file. The rule:
-//!    after a body ends, ask again for `bytes=<done>-`; new bytes are streamed into the same
+//!    after a body ends, ask at once for `bytes=<done>-`; new bytes are streamed into the same
 //!    upload and hash; a `416` (nothing past `<done>`) counts as one quiet check. The copy ends
 //!    only after `--settle-checks` (2) quiet checks in a row, spaced by `--settle` (10 s): the
-//!    length must have held still for at least that long. A length *below* what was received
-//!    means the file changed: restart.
+//!    length must have held still for `--settle × (checks − 1)` at least. Once the master has
+//!    been seen growing, every check waits `--settle` first (no busy loop on a growing file).
+//!    A length *below* what was received means the file changed: restart. The same rule
+//!    (probes of `bytes=0-0`) gives the settled length that the idempotence check compares.
 //! 5. **Verification and publication.** The staging upload is completed and its size read back;
 //!    `--expected-sha256`/`--expected-size` are checked. Then the object is published under its
 //!    final key *with* `sha256`, `size` and `source` (the redacted URL) metadata, which S3, GCS
