@@ -350,7 +350,7 @@ async fn exists(store: &AmazonS3, key: &str) -> bool {
 }
 
 /// The multipart uploads in progress on `key` (S3 ListMultipartUploads, signed by
-/// object_store's signer).
+/// object_store's signer; MinIO lists the uploads of exactly the key given as prefix).
 async fn uploads_in_progress(store: &AmazonS3, key: &str) -> usize {
     let options = SignedUrlOptions::default().with_query([("uploads", ""), ("prefix", key)]);
     let url = store
@@ -520,6 +520,33 @@ async fn sigterm_stops_the_copy_and_cleans_up() {
     outcome.expect(Reason::Interrupted);
 
     assert_nothing_left(&store(minio), &key).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uploads_left_by_a_killed_run_are_aborted_by_the_next_run() {
+    use object_store::multipart::MultipartStore;
+    let sim = start_sim(&[]);
+    let master = Master::new(&sim, 8 * MIB).await;
+    let minio = minio();
+    let store = store(minio);
+    let key = format!("copy/leftovers/{}.mp4", master.id);
+    // What a SIGKILL leaves: an upload of the staging object, and one of the final object.
+    for name in [format!("{key}.mmo-partial"), key.clone()] {
+        store.create_multipart(&Path::from(name)).await.unwrap();
+    }
+    let staging = format!("{key}.mmo-partial");
+    assert_eq!(uploads_in_progress(&store, &key).await, 1);
+    assert_eq!(uploads_in_progress(&store, &staging).await, 1);
+
+    let outcome = Copier::to_minio(&master, minio, &key).run().await;
+    outcome.expect(Reason::Copied);
+
+    assert_eq!(uploads_in_progress(&store, &key).await, 0);
+    assert_eq!(uploads_in_progress(&store, &staging).await, 0);
+    assert_eq!(
+        object_sha256(&store, &key).await,
+        (8 * MIB, master.sha256())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -214,7 +214,7 @@ async fn server_side_copy(
         destination.bucket,
         encode_key(destination.staging.as_ref())
     );
-    let http = reqwest::Client::new();
+    let http = store_http();
     let result = async {
         let mut parts = Vec::new();
         let mut start = 0u64;
@@ -319,52 +319,73 @@ async fn copy_part(
     ))
 }
 
-/// Aborts S3 multipart uploads left on the staging key by a run that was killed (and so could
-/// not abort its own). Best effort.
+/// Aborts S3 multipart uploads left on the staging or the final key by a run that was killed
+/// (and so could not abort its own). Best effort. (The destination key belongs to one resource,
+/// whose controller never runs two copies at once.)
 pub async fn abort_leftover_uploads(destination: &Destination) {
     let Some(s3) = &destination.s3 else {
         return;
     };
-    let staging = &destination.staging;
-    let result = async {
-        let options =
-            SignedUrlOptions::default().with_query([("uploads", ""), ("prefix", staging.as_ref())]);
-        // ListMultipartUploads is a bucket request: sign the bucket's root.
-        let url = s3
-            .signed_url_opts(Method::GET, &Path::default(), PRESIGN_FOR, &options)
-            .await
-            .map_err(|e| e.to_string())?;
-        let response = reqwest::get(url).await.map_err(super::source::describe)?;
-        let status = response.status();
-        let body = response.text().await.map_err(super::source::describe)?;
-        if !status.is_success() {
-            return Err(format!(
-                "{status}: {}",
-                xml_element(&body, "Message").unwrap_or(body)
-            ));
+    for key in [&destination.staging, &destination.path] {
+        match abort_uploads_of(s3, key).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                "aborted {n} multipart upload(s) of {} left by an interrupted run",
+                destination.name_of(key)
+            ),
+            Err(e) => tracing::debug!("could not list leftover multipart uploads: {e}"),
         }
-        let mut aborted = 0;
-        for upload in body.split("<Upload>").skip(1) {
-            let (Some(key), Some(id)) =
-                (xml_element(upload, "Key"), xml_element(upload, "UploadId"))
-            else {
-                continue;
-            };
-            if key == staging.as_ref() {
-                s3.abort_multipart(staging, &id)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                aborted += 1;
-            }
+    }
+}
+
+/// Lists the multipart uploads of exactly `key` (ListMultipartUploads, presigned) and aborts
+/// them.
+async fn abort_uploads_of(s3: &AmazonS3, key: &Path) -> Result<usize, String> {
+    let options =
+        SignedUrlOptions::default().with_query([("uploads", ""), ("prefix", key.as_ref())]);
+    // ListMultipartUploads is a bucket request: sign the bucket's root.
+    let url = s3
+        .signed_url_opts(Method::GET, &Path::default(), PRESIGN_FOR, &options)
+        .await
+        .map_err(|e| e.to_string())?;
+    let response = store_http()
+        .get(url)
+        .send()
+        .await
+        .map_err(super::source::describe)?;
+    let status = response.status();
+    let body = response.text().await.map_err(super::source::describe)?;
+    if !status.is_success() {
+        return Err(format!(
+            "{status}: {}",
+            xml_element(&body, "Message").unwrap_or(body)
+        ));
+    }
+    let mut aborted = 0;
+    for upload in body.split("<Upload>").skip(1) {
+        let (Some(upload_key), Some(id)) =
+            (xml_element(upload, "Key"), xml_element(upload, "UploadId"))
+        else {
+            continue;
+        };
+        if upload_key == key.as_ref() {
+            s3.abort_multipart(key, &id)
+                .await
+                .map_err(|e| e.to_string())?;
+            aborted += 1;
         }
-        Ok(aborted)
     }
-    .await;
-    match result {
-        Ok(0) => {}
-        Ok(n) => tracing::info!("aborted {n} multipart upload(s) left by an interrupted run"),
-        Err(e) => tracing::debug!("could not list leftover multipart uploads: {e}"),
-    }
+    Ok(aborted)
+}
+
+/// A client for the requests we send to the store ourselves (presigned), with timeouts: a
+/// server-side part copy of `--copy-part-size` bytes must finish within the overall one.
+fn store_http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30 * 60))
+        .build()
+        .unwrap_or_default()
 }
 
 /// The text of the first `<name>…</name>` in `xml`, unescaped.
