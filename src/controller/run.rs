@@ -8,7 +8,8 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::utils::Predicate;
+use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
 use kube::{Api, Client};
 
 use super::index::SourceIndex;
@@ -249,7 +250,13 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
                 event
             })
             .reflect(writer)
-            .applied_objects();
+            .applied_objects()
+            // Our own status writes must not wake us: only spec changes (and deletion, which
+            // bumps the generation) and finalizer changes do. Timers and webhooks do the rest.
+            .predicate_filter(
+                predicates::generation.combine(predicates::finalizers),
+                Default::default(),
+            );
         let (queue, woken) = futures::channel::mpsc::channel(4096);
         wakeups.add(scope.clone(), index, queue);
         let controller = Controller::for_stream(objects, reader)
