@@ -2,7 +2,7 @@
 //! upload, the final-length rule, verification and publication. The rules are documented in
 //! the module documentation of `copy`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Buf;
 use object_store::{ObjectStoreExt, PutMultipartOptions};
@@ -49,20 +49,24 @@ pub async fn copy(args: &CopyArgs, cancel: &CancellationToken) -> Result<Report,
         None => abort_leftover_uploads(&destination).await,
     }
     let streamed = stream_to_staging(&source, &destination, args, cancel).await?;
+    let publishing = Instant::now();
     let published = verify_and_publish(&destination, &streamed, &source, args, cancel).await;
     remove_staging(&destination).await;
     published?;
 
-    let seconds = streamed.elapsed.as_secs_f64().max(1e-3);
+    let streaming = streamed.elapsed.as_secs_f64().max(1e-3);
+    let total = streaming + publishing.elapsed().as_secs_f64();
     tracing::info!(
         size = streamed.size,
         sha256 = %streamed.sha256,
         resumes = streamed.resumes,
-        "copied {} ({} bytes) to {} in {seconds:.1}s ({:.1} MB/s), SHA-256 {}",
+        "copied {} ({} bytes) to {} in {total:.1}s: streamed in {streaming:.1}s ({:.1} MB/s), \
+         verified and published in {:.1}s; SHA-256 {}",
         human(streamed.size),
         streamed.size,
         destination.display,
-        streamed.size as f64 / seconds / 1e6,
+        streamed.size as f64 / streaming / 1e6,
+        total - streaming,
         streamed.sha256
     );
     Ok(Report {
