@@ -26,3 +26,6 @@ crd: ## regenerate crds/ from the Rust types
 
 unit: ## the unit tests only (no external process)
 	$(CARGO) test --locked --lib
+
+bench: tools ## benchmarks: figures, ratios against a named peer, and how to reproduce them
+	$(CARGO) bench --locked --bench webhook_latency

@@ -205,10 +205,12 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
         });
     }
 
-    match converge(&obj, ctx, previous.clone()).await {
+    // What the URL Secret holds now (it is written before the status that records it).
+    let mut in_secret = published_url(&previous);
+    match converge(&obj, ctx, previous.clone(), &mut in_secret).await {
         Ok((mut status, summary, requeue)) => {
             attach_secret_ref(&obj, &mut status);
-            write_url_secret(&obj, ctx, &status).await?;
+            sync_url_secret(&obj, ctx, &status, &mut in_secret).await?;
             write_status(&obj, ctx, &status, &summary).await?;
             if let Some(arrived) = poked {
                 ctx.metrics
@@ -246,7 +248,7 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
             if let Error::Kube(_) = error {
                 return Err(error);
             }
-            write_url_secret(&obj, ctx, &status).await?;
+            sync_url_secret(&obj, ctx, &status, &mut in_secret).await?;
             write_status(&obj, ctx, &status, &summary).await?;
             announce(&obj, ctx, &previous, &status, &summary).await;
             let mut wait = ctx.backoff(&obj);
@@ -272,6 +274,7 @@ async fn converge(
     obj: &MasterExport,
     ctx: &Context,
     mut status: MasterExportStatus,
+    in_secret: &mut Option<String>,
 ) -> Result<(MasterExportStatus, Summary, Option<Duration>), Error> {
     let mux = mux_client(obj, ctx).await?;
     let asset_id = match source_asset(obj, &mux, &status).await? {
@@ -308,7 +311,7 @@ async fn converge(
         let mut intent = decision.status;
         intent.pending = Some(policy::pending(operation, Timestamp::now()));
         attach_secret_ref(obj, &mut intent);
-        write_url_secret(obj, ctx, &intent).await?;
+        sync_url_secret(obj, ctx, &intent, in_secret).await?;
         write_status(obj, ctx, &intent, &decision.summary).await?;
         tracing::info!(name = %obj.name_any(), asset = %asset_id, ?operation, access = access.as_str(), "changing master access");
         asset = put_access(&mux, &asset_id, access).await?;
@@ -473,6 +476,26 @@ async fn write_status(
         &Patch::Apply(&patch),
     )
     .await?;
+    Ok(())
+}
+
+fn published_url(status: &MasterExportStatus) -> Option<String> {
+    status.master.as_ref().and_then(|m| m.url.clone())
+}
+
+/// Writes the URL Secret when the URL to publish differs from what it holds: most
+/// reconciles change only the status, and every write costs the apiserver.
+async fn sync_url_secret(
+    obj: &MasterExport,
+    ctx: &Context,
+    status: &MasterExportStatus,
+    in_secret: &mut Option<String>,
+) -> Result<(), Error> {
+    let wanted = published_url(status);
+    if wanted != *in_secret {
+        write_url_secret(obj, ctx, status).await?;
+        *in_secret = wanted;
+    }
     Ok(())
 }
 
