@@ -96,6 +96,13 @@ impl Context {
         capped.mul_f64(0.8 + 0.4 * rand::random::<f64>())
     }
 
+    /// Drops what is kept about a resource that is going away, so memory follows the
+    /// resources that exist.
+    fn forget(&self, obj: &MasterExport) {
+        self.succeeded(obj);
+        self.wakeups.take_poke(&ObjectRef::from(obj));
+    }
+
     fn succeeded(&self, obj: &MasterExport) {
         self.failures
             .lock()
@@ -634,6 +641,7 @@ async fn publish(obj: &MasterExport, ctx: &Context, type_: EventType, reason: &s
 async fn cleanup(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
     let namespace = obj.namespace().unwrap_or_default();
     ctx.metrics.set_expiry(&namespace, &obj.name_any(), None);
+    ctx.forget(&obj);
     if obj.spec.deletion_policy == DeletionPolicy::Orphan {
         return Ok(Action::await_change());
     }
