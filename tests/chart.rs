@@ -438,6 +438,26 @@ fn the_pod_meets_the_restricted_pod_security_profile_and_is_probed() {
 }
 
 #[test]
+fn the_image_runs_as_the_user_the_chart_asks_for() {
+    let dockerfile =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile")).unwrap();
+    let user = dockerfile
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("the Dockerfile sets USER");
+    let objects = render(&json!({}));
+    let pod = &one(&objects, "Deployment")["spec"]["template"]["spec"]["securityContext"];
+    assert_eq!(
+        user.trim(),
+        format!("{}:{}", pod["runAsUser"], pod["runAsGroup"]),
+        "a numeric, non-root user in the image and the chart alike"
+    );
+    assert!(dockerfile.contains(r#"CMD ["run"]"#));
+    assert_eq!(container(&objects)["args"], json!(["run"]));
+}
+
+#[test]
 fn the_image_is_pulled_by_tag_or_digest() {
     let digest = format!("sha256:{}", "0f".repeat(32));
     let cases = [
