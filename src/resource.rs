@@ -198,6 +198,9 @@ pub struct MasterExportStatus {
     pub asset: Option<AssetState>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub master: Option<MasterState>,
+    /// The archive copy, when `spec.destination` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy: Option<CopyStatus>,
     /// A Mux call about to be made: written before the call so that a restart knows what
     /// may be in flight, and when (a URL's window counts from the request).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -271,4 +274,40 @@ impl MasterExport {
             .and_then(|s| s.name.clone())
             .unwrap_or_else(|| format!("{}-master", kube::ResourceExt::name_any(self)))
     }
+}
+
+/// The state of the archive copy.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyStatus {
+    /// `Running`, `Succeeded` or `Failed`.
+    pub phase: String,
+    /// The destination this copy is for (a new destination means a new copy).
+    pub destination: String,
+    /// The resource generation the copy belongs to.
+    #[serde(default)]
+    pub generation: i64,
+    /// The current (or last) copy Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// Jobs run for this destination (a new one after an expired URL or a transient failure).
+    #[serde(default)]
+    pub attempts: u32,
+    /// The object written, as the copy reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// The SHA-256 of the archived master, verified by reading the object back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
+    /// Why the last attempt ended (the copy's reason: `UrlExpired`, `DestinationExists`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }

@@ -2,6 +2,8 @@
 //! (pure), the Kubernetes and Mux I/O in `reconcile`, wiring in `run`.
 
 pub mod conditions;
+pub mod copy_job;
+pub mod copy_policy;
 pub mod index;
 pub mod policy;
 pub mod reconcile;

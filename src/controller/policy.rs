@@ -177,14 +177,39 @@ pub fn can_skip_mux(
     let settled = status.observed_generation.is_some()
         && status.observed_generation == generation
         && status.pending.is_none();
-    let fresh = status.phase == Some(Phase::Ready)
+    let copy_settled = spec.destination.is_none() || copy_done(spec, status);
+    let fresh = effective_access(spec, status) == Access::Temporary
+        && matches!(status.phase, Some(Phase::Ready | Phase::Copied))
         && status
             .master
             .as_ref()
             .and_then(|m| m.refresh_at.as_ref())
             .is_some_and(|r| r.0 > now);
-    let revoked = spec.access == Access::None && status.phase == Some(Phase::Revoked);
-    settled && !spec.suspend && (fresh || revoked)
+    let revoked = effective_access(spec, status) == Access::None
+        && matches!(status.phase, Some(Phase::Revoked | Phase::Copied))
+        && status.master.as_ref().is_none_or(|m| m.url.is_none());
+    settled && copy_settled && !spec.suspend && (fresh || revoked)
+}
+
+/// A verified copy of the master is at the spec's current destination.
+pub fn copy_done(spec: &MasterExportSpec, status: &MasterExportStatus) -> bool {
+    match (&spec.destination, &status.copy) {
+        (Some(destination), Some(copy)) => {
+            copy.destination == destination.url && copy.phase == "Succeeded"
+        }
+        _ => false,
+    }
+}
+
+/// The access wanted now: `none` once a verified copy exists and `afterCopy.revokeAccess`
+/// asks for it (and never before), else the spec's.
+pub fn effective_access(spec: &MasterExportSpec, status: &MasterExportStatus) -> Access {
+    let revoke_after_copy = spec.after_copy.as_ref().is_some_and(|a| a.revoke_access);
+    if revoke_after_copy && copy_done(spec, status) {
+        Access::None
+    } else {
+        spec.access
+    }
 }
 
 /// The asset part of the status.
@@ -975,6 +1000,35 @@ mod tests {
         assert!(!drop_expired_url(&mut status, t(3600)));
         assert!(drop_expired_url(&mut status, t(24 * 3600)));
         assert_eq!(status.master.unwrap().url, None);
+    }
+
+    #[test]
+    fn access_is_revoked_after_copy_only_once_verified() {
+        use crate::resource::{AfterCopy, CopyStatus, Destination};
+        let mut spec = spec();
+        spec.destination = Some(Destination {
+            url: "s3://b/k".into(),
+            ..Default::default()
+        });
+        spec.after_copy = Some(AfterCopy {
+            revoke_access: true,
+        });
+        let mut status = MasterExportStatus::default();
+        assert_eq!(effective_access(&spec, &status), Access::Temporary);
+        status.copy = Some(CopyStatus {
+            phase: "Running".into(),
+            destination: "s3://b/k".into(),
+            ..Default::default()
+        });
+        assert_eq!(effective_access(&spec, &status), Access::Temporary);
+        status.copy.as_mut().unwrap().phase = "Succeeded".into();
+        assert_eq!(effective_access(&spec, &status), Access::None);
+        spec.destination.as_mut().unwrap().url = "s3://b/other".into();
+        assert_eq!(
+            effective_access(&spec, &status),
+            Access::Temporary,
+            "a new destination is not copied yet"
+        );
     }
 
     #[test]

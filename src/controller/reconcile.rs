@@ -21,13 +21,16 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
 use super::conditions::{self, Summary};
+use super::copy_job;
+use super::copy_policy::{self, COPIED, CopyInput, CopySettings, JobOutcome};
 use super::policy::{self, LiveSource, Observation, Settings};
 use super::wakeup::Wakeups;
 use crate::metrics::Metrics;
 use crate::mux::types::{Asset, MasterAccess};
 use crate::mux::{Credentials, ErrorKind, MuxClient, MuxClients, MuxError};
 use crate::resource::{
-    DeletionPolicy, FINALIZER, LocalObjectRef, MasterExport, MasterExportStatus, Operation, Phase,
+    DeletionPolicy, FINALIZER, LocalObjectRef, MasterExport, MasterExportSpec, MasterExportStatus,
+    Operation, Phase,
 };
 
 pub const FIELD_MANAGER: &str = "mux-master-operator";
@@ -54,6 +57,8 @@ pub struct Context {
     pub wakeups: Arc<Wakeups>,
     /// The fallback poll while webhooks flow.
     pub webhook_poll: Duration,
+    /// How copy Jobs are made.
+    pub copy: CopySettings,
     /// Consecutive failures per resource, for backoff; forgotten on success.
     failures: Mutex<HashMap<ObjectRef<MasterExport>, u32>>,
 }
@@ -68,6 +73,7 @@ impl Context {
         deletion_timeout: Duration,
         wakeups: Arc<Wakeups>,
         webhook_poll: Duration,
+        copy: CopySettings,
     ) -> Self {
         Self {
             client,
@@ -78,6 +84,7 @@ impl Context {
             deletion_timeout,
             wakeups,
             webhook_poll,
+            copy,
             failures: Mutex::default(),
         }
     }
@@ -214,7 +221,14 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
 
     // What the URL Secret holds now (it is written before the status that records it).
     let mut in_secret = published_url(&previous);
-    match converge(&obj, ctx, previous.clone(), &mut in_secret).await {
+    // The access wanted now: `none` once a verified copy exists, if afterCopy says so.
+    let mut spec = obj.spec.clone();
+    spec.access = policy::effective_access(&obj.spec, &previous);
+    let converged = match converge(&obj, &spec, ctx, previous.clone(), &mut in_secret).await {
+        Ok((status, summary, requeue)) => copy_step(&obj, ctx, status, summary, requeue).await,
+        Err(error) => Err(error),
+    };
+    match converged {
         Ok((mut status, summary, requeue)) => {
             attach_secret_ref(&obj, &mut status);
             sync_url_secret(&obj, ctx, &status, &mut in_secret).await?;
@@ -279,6 +293,7 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
 /// Reads the world and acts until the policy asks for no more calls.
 async fn converge(
     obj: &MasterExport,
+    spec: &MasterExportSpec,
     ctx: &Context,
     mut status: MasterExportStatus,
     in_secret: &mut Option<String>,
@@ -306,7 +321,7 @@ async fn converge(
             now: Timestamp::now(),
             generation: obj.meta().generation,
             spread_seed,
-            spec: &obj.spec,
+            spec,
             status: &status,
             asset: &asset,
             slow_poll: ctx.slow_poll(),
@@ -338,6 +353,119 @@ async fn converge(
         message: "Mux's answers did not settle after several changes of master access".into(),
         attempts: 6,
     }))
+}
+
+/// The archive copy: observe the current Job, let the copy policy decide, start a Job when
+/// it says so, and fold the outcome into the phase, the summary and the `Copied` condition.
+async fn copy_step(
+    obj: &MasterExport,
+    ctx: &Context,
+    mut status: MasterExportStatus,
+    mut summary: Summary,
+    mut requeue: Option<Duration>,
+) -> Result<(MasterExportStatus, Summary, Option<Duration>), Error> {
+    let has_condition = status.conditions.iter().any(|c| c.type_ == COPIED);
+    if obj.spec.destination.is_none() && status.copy.is_none() && !has_condition {
+        return Ok((status, summary, requeue));
+    }
+    let namespace = obj.namespace().ok_or(Error::NoNamespace)?;
+    let now = Timestamp::now();
+    let running_job = status
+        .copy
+        .as_ref()
+        .filter(|c| c.phase == "Running")
+        .and_then(|c| c.job.clone());
+    let job = match &running_job {
+        Some(name) => copy_job::observe(&ctx.client, &namespace, name).await?,
+        None => JobOutcome::Missing,
+    };
+    let master = status.master.clone().unwrap_or_default();
+    let decision = copy_policy::decide_copy(&CopyInput {
+        name: &obj.name_any(),
+        generation: obj.meta().generation.unwrap_or(0),
+        spec: &obj.spec,
+        copy: status.copy.as_ref(),
+        url_requested_at: master.requested_at.as_ref().map(|t| t.0),
+        url_published: master.url.is_some(),
+        job,
+        now,
+        max_attempts: ctx.copy.max_attempts,
+    });
+    let wanted: Vec<conditions::Wanted> = decision.condition.clone().into_iter().collect();
+    status.conditions = conditions::merge(
+        &status.conditions,
+        &wanted,
+        &[COPIED],
+        obj.meta().generation,
+        &Time(now),
+    );
+    if obj.spec.destination.is_none() {
+        status.copy = None;
+        return Ok((status, summary, requeue));
+    }
+    if let Some(job_name) = &decision.create_job {
+        let job = copy_policy::build_job(obj, job_name, &ctx.copy);
+        copy_job::create_exclusive(&ctx.client, &namespace, &obj.name_any(), &job).await?;
+        publish(
+            obj,
+            ctx,
+            EventType::Normal,
+            "CopyStarted",
+            format!("copy Job {job_name} started"),
+        )
+        .await;
+    }
+    if decision.refresh_url
+        && let Some(master) = status.master.as_mut()
+    {
+        master.refresh_at = Some(Time(now));
+        requeue = Some(Duration::from_millis(100));
+    }
+    if let Some(copy) = decision.copy.clone() {
+        status.copy = Some(copy);
+    }
+    let condition = decision.condition.clone();
+    let message = condition
+        .as_ref()
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    if let Some((reason, why)) = decision.stalled {
+        status.phase = Some(Phase::Failed);
+        summary = Summary::stalled(&reason, why);
+    } else if decision.done {
+        status.phase = Some(Phase::Copied);
+        let revoke = obj
+            .spec
+            .after_copy
+            .as_ref()
+            .is_some_and(|a| a.revoke_access);
+        if revoke && master.url.is_some() {
+            // The next reconcile revokes, now that the copy is verified.
+            summary = Summary::progressing(
+                "RevokingAfterCopy",
+                format!("{message}; turning master access off"),
+            );
+            requeue = Some(Duration::from_millis(100));
+        } else if !summary.stalled {
+            let tail = if revoke {
+                "; master access is off, as afterCopy asks"
+            } else {
+                ""
+            };
+            summary = Summary::ready("Copied", format!("{message}{tail}"));
+        }
+    } else if status.copy.as_ref().is_some_and(|c| c.phase == "Running") {
+        status.phase = Some(Phase::Copying);
+        summary = Summary::progressing("Copying", message);
+        // The Job's own events wake us; this is the fallback.
+        requeue = Some(requeue.map_or(Duration::from_secs(30), |r| r.min(Duration::from_secs(30))));
+    } else if let Some(condition) = condition
+        && summary.ready
+    {
+        // The URL is there but the archive is not: not Ready yet.
+        summary = Summary::progressing(&condition.reason, condition.message);
+    }
+    Ok((status, summary, requeue))
 }
 
 async fn get_asset(mux: &MuxClient, id: &str) -> Result<Asset, Error> {
@@ -460,13 +588,8 @@ async fn write_status(
     let namespace = obj.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<MasterExport> = Api::namespaced(ctx.client.clone(), &namespace);
     let mut status = status.clone();
-    let previous = obj
-        .status
-        .as_ref()
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or_default();
     status.conditions = conditions::merge(
-        previous,
+        &status.conditions,
         &summary.wanted(),
         MANAGED_CONDITIONS,
         obj.meta().generation,

@@ -6,12 +6,14 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt, TryStreamExt};
+use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::utils::Predicate;
 use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
 use kube::{Api, Client};
 
+use super::copy_policy::CopySettings;
 use super::index::SourceIndex;
 use super::policy::Settings;
 use super::reconcile::{Context, error_policy, reconcile};
@@ -94,6 +96,15 @@ pub struct RunArgs {
     /// The fallback poll while webhooks flow (they wake the controller at once).
     #[arg(long, env = "WEBHOOK_POLL_INTERVAL", default_value = "2m", value_parser = duration_arg)]
     pub webhook_poll_interval: Duration,
+    /// The image of copy Jobs (the operator's own image; they run `mux-master-operator copy`).
+    #[arg(long, env = "COPY_IMAGE", default_value = concat!("ghcr.io/mux-master-operator/mux-master-operator:", env!("CARGO_PKG_VERSION")))]
+    pub copy_image: String,
+    /// A copy Job's activeDeadlineSeconds.
+    #[arg(long, env = "COPY_DEADLINE", default_value = "6h", value_parser = duration_arg)]
+    pub copy_deadline: Duration,
+    /// Jobs to try for one copy before giving up on transient failures.
+    #[arg(long, env = "COPY_MAX_ATTEMPTS", default_value_t = 4)]
+    pub copy_max_attempts: u32,
     /// Without a verified webhook for this long, polling returns to its fast pace.
     #[arg(long, env = "WEBHOOK_STALE_AFTER", default_value = "30m", value_parser = duration_arg)]
     pub webhook_stale_after: Duration,
@@ -221,6 +232,12 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         args.deletion_timeout,
         wakeups.clone(),
         args.webhook_poll_interval,
+        CopySettings {
+            image: args.copy_image.clone(),
+            deadline: args.copy_deadline,
+            max_attempts: args.copy_max_attempts.max(1),
+            ..CopySettings::default()
+        },
     ));
 
     let scopes: Vec<Option<String>> = if args.namespaces.is_empty() {
@@ -259,7 +276,15 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             );
         let (queue, woken) = futures::channel::mpsc::channel(4096);
         wakeups.add(scope.clone(), index, queue);
+        let jobs: Api<Job> = match &scope {
+            None => Api::all(client.clone()),
+            Some(ns) => Api::namespaced(client.clone(), ns),
+        };
         let controller = Controller::for_stream(objects, reader)
+            .owns(
+                jobs,
+                watcher::Config::default().labels("app.kubernetes.io/component=copy"),
+            )
             .reconcile_on(woken)
             .with_config(ControllerConfig::default().concurrency(args.concurrency))
             .shutdown_on_signal();
