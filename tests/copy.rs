@@ -171,6 +171,8 @@ impl Copier {
         let termination = dir.path().join("termination-log");
         let stdout = dir.path().join("stdout");
         let stderr = dir.path().join("stderr");
+        // Reaped by wait4 in `Running::wait`, which also gives its peak memory.
+        #[allow(clippy::zombie_processes)]
         let child = Command::new(COPIER)
             .arg("copy")
             .args(&self.args)
