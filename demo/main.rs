@@ -110,11 +110,10 @@ async fn demo() -> Result<()> {
         .await?;
     admin.start_live_stream(&stream_id).await?;
     println!(
-        "      Mux API at {} (token {} / {})\n      asset {asset_id}: ready, 8 MiB, 1080p; \
-         its master takes 3 s to prepare\n      live stream {stream_id}: live now (broadcasting)",
+        "      Mux API at {} (token mux-sim-token-id / mux-sim-token-secret)\n      \
+         asset {asset_id}: ready, 8 MiB, 1080p; its master takes 3 s to prepare\n      \
+         live stream {stream_id}: live now (broadcasting)",
         sim.url(),
-        "mux-sim-token-id",
-        "mux-sim-token-secret"
     );
 
     step(3, "MinIO, an S3 server, for archives");
