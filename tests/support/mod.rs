@@ -292,3 +292,4 @@ pub fn is_ready(obj: &MasterExport) -> bool {
 pub fn master_url(obj: &MasterExport) -> Option<String> {
     obj.status.as_ref()?.master.as_ref()?.url.clone()
 }
+pub mod kubelet;

@@ -1,0 +1,215 @@
+//! The archive copy end to end on the real apiserver: the controller creates a hardened Job,
+//! the Job's container runs for real (as a local process: no kubelet here), the master lands
+//! in MinIO with the SHA-256 mux-sim knows, and access is revoked only after that.
+
+mod support;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::api::PostParams;
+use mux_master_operator::mux::types::MasterAccess;
+use mux_master_operator::mux::{Credentials, MuxClients, MuxConfig};
+use mux_master_operator::resource::{MasterExport, Phase};
+use mux_master_operator::sim::content;
+use mux_master_operator::testenv::Minio;
+use object_store::ObjectStoreExt;
+use serde_json::json;
+use support::kubelet;
+use support::{World, condition};
+
+fn phase(obj: &MasterExport) -> Option<Phase> {
+    obj.status.as_ref()?.phase
+}
+
+fn job_of(obj: &MasterExport) -> Option<String> {
+    obj.status.as_ref()?.copy.as_ref()?.job.clone()
+}
+
+/// A world with MinIO credentials in a Secret, and a MasterExport copying to MinIO.
+async fn copying_world(
+    prefix: &str,
+    size: u64,
+    revoke: bool,
+) -> (World, &'static Minio, String, String) {
+    let world = World::new(prefix, &["--master-prepare-delay", "200ms"], &[]).await;
+    let minio = Minio::shared().expect("MinIO starts");
+    let secrets: Api<Secret> = world.secrets();
+    let archive: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "archive"},
+        "stringData": {"AWS_ACCESS_KEY_ID": minio.access_key(), "AWS_SECRET_ACCESS_KEY": minio.secret_key()},
+    }))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &archive)
+        .await
+        .unwrap();
+    let asset = world.admin.seed_asset(json!({"size": size})).await.unwrap();
+    let key = format!("{}/keynote.mp4", world.namespace);
+    world
+        .create(
+            "archived",
+            json!({
+                "source": {"assetId": asset.id},
+                "credentialsSecretRef": {"name": "mux"},
+                "destination": {
+                    "url": format!("s3://{}/{key}", minio.bucket()),
+                    "endpoint": minio.endpoint(),
+                    "pathStyle": true,
+                    "credentialsSecretRef": {"name": "archive"},
+                },
+                "afterCopy": {"revokeAccess": revoke},
+            }),
+        )
+        .await
+        .unwrap();
+    (world, minio, asset.id, key)
+}
+
+#[tokio::test]
+async fn a_master_is_archived_verified_then_access_revoked() {
+    let size = 3 * 1024 * 1024 + 17;
+    let (world, minio, asset_id, key) = copying_world("copy", size, true).await;
+
+    let copying = world
+        .wait("archived", "Copying", |o| phase(o) == Some(Phase::Copying))
+        .await;
+    let job_name = job_of(&copying).expect("a copy Job");
+    assert!(
+        support::master_url(&copying).is_some(),
+        "the URL was Ready before the copy"
+    );
+    // Nothing is revoked before the copy is verified.
+    let sim_state = world.admin.inspect(&asset_id).await.unwrap();
+    assert_eq!(sim_state["asset"]["master_access"], "temporary");
+
+    // The Job is hardened and carries no URL.
+    let jobs: Api<Job> = Api::namespaced(world.client.clone(), &world.namespace);
+    let job = jobs.get(&job_name).await.unwrap();
+    let text = serde_json::to_string(&job).unwrap();
+    assert!(
+        !text.contains("signature=") && !text.contains("mezzanine.mp4"),
+        "no URL in the Job"
+    );
+    let spec = job.spec.clone().unwrap();
+    assert!(
+        spec.active_deadline_seconds.is_some()
+            && spec.backoff_limit.is_some()
+            && spec.ttl_seconds_after_finished.is_some()
+    );
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(pod.automount_service_account_token, Some(false));
+    let sc = pod.containers[0].security_context.clone().unwrap();
+    assert_eq!(
+        (
+            sc.read_only_root_filesystem,
+            sc.allow_privilege_escalation,
+            sc.run_as_non_root
+        ),
+        (Some(true), Some(false), Some(true))
+    );
+    assert_eq!(job.metadata.owner_references.unwrap()[0].name, "archived");
+
+    let run = kubelet::run_job(&world.client, &world.namespace, &job_name).await;
+    assert_eq!(run.exit_code, 0, "the copy succeeds: {}", run.stderr);
+    assert!(
+        !run.stderr.contains("signature="),
+        "the copy does not log the URL"
+    );
+
+    let copied = world
+        .wait("archived", "Copied", |o| {
+            phase(o) == Some(Phase::Copied)
+                && condition(o, "Ready").is_some_and(|(s, _)| s == "True")
+        })
+        .await;
+    let seed = world.admin.inspect(&asset_id).await.unwrap()["seed"]
+        .as_u64()
+        .unwrap();
+    let expected = content::sha256_hex(seed, size);
+    let copy = copied.status.clone().unwrap().copy.unwrap();
+    assert_eq!(copy.sha256.as_deref(), Some(expected.as_str()));
+    assert_eq!(copy.size, Some(size));
+    assert_eq!(
+        condition(&copied, "Copied").unwrap(),
+        ("True".into(), "Verified".into())
+    );
+
+    // The object is in MinIO, whole.
+    let store = minio.store(minio.bucket()).unwrap();
+    let meta = store
+        .head(&object_store::path::Path::from(key.as_str()))
+        .await
+        .unwrap();
+    assert_eq!(meta.size, size);
+
+    // And only now is access off.
+    let sim_state = world.admin.inspect(&asset_id).await.unwrap();
+    assert_eq!(sim_state["asset"]["master_access"], "none");
+    assert_eq!(support::master_url(&copied), None);
+}
+
+#[tokio::test]
+async fn an_expired_url_during_the_copy_leads_to_a_fresh_url_and_a_new_run() {
+    let size = 512 * 1024;
+    let (world, minio, asset_id, key) = copying_world("copy-expired", size, false).await;
+    let first = world
+        .wait("archived", "Copying", |o| phase(o) == Some(Phase::Copying))
+        .await;
+    let first_job = job_of(&first).unwrap();
+
+    // Someone turns access off behind the operator's back: the URL now answers 403.
+    let mux = MuxClients::new(MuxConfig {
+        base_url: world.sim.url().parse().unwrap(),
+        ..MuxConfig::default()
+    })
+    .unwrap()
+    .client(Credentials::new(support::TOKEN_ID, support::TOKEN_SECRET));
+    mux.update_master_access(&asset_id, MasterAccess::None)
+        .await
+        .unwrap();
+    let run = kubelet::run_job(&world.client, &world.namespace, &first_job).await;
+    assert_eq!(
+        run.exit_code, 3,
+        "UrlExpired has its own exit status: {}",
+        run.stderr
+    );
+    assert!(run.message.contains("UrlExpired"), "{}", run.message);
+
+    // The operator gets a fresh URL and starts attempt 2.
+    let second = world
+        .wait("archived", "a second copy Job", |o| {
+            job_of(o).is_some_and(|j| j != first_job)
+        })
+        .await;
+    let second_job = job_of(&second).unwrap();
+    assert_eq!(
+        second
+            .status
+            .as_ref()
+            .unwrap()
+            .copy
+            .as_ref()
+            .unwrap()
+            .attempts,
+        2
+    );
+    let run = kubelet::run_job(&world.client, &world.namespace, &second_job).await;
+    assert_eq!(run.exit_code, 0, "{}", run.stderr);
+    let copied = world
+        .wait("archived", "Copied", |o| phase(o) == Some(Phase::Copied))
+        .await;
+    assert!(
+        support::master_url(&copied).is_some(),
+        "without afterCopy.revokeAccess the URL stays"
+    );
+    let store = minio.store(minio.bucket()).unwrap();
+    assert_eq!(
+        store
+            .head(&object_store::path::Path::from(key.as_str()))
+            .await
+            .unwrap()
+            .size,
+        size
+    );
+}
