@@ -502,7 +502,9 @@ impl Watch {
                 let name = o.metadata.name.clone().unwrap_or_default();
                 let now = (phase(o), reason(o));
                 if self.seen.get(&name) != Some(&now) {
-                    let message = ready_condition(o).map(|c| c.message.as_str()).unwrap_or("");
+                    let message = ready_condition(o)
+                        .map(|c| c.message.as_str())
+                        .unwrap_or("created; the operator has not written a status yet");
                     println!(
                         "      +{:>4.1}s  {name:<20} {:<10} {:<20} {message}",
                         self.started.elapsed().as_secs_f64(),
