@@ -65,12 +65,14 @@ fn main() -> ExitCode {
         "copy benchmark: a {} master from mux-sim, MinIO as the object store",
         human(size)
     );
-    println!(
-        "reproduce with: make bench   (or: MMO_BENCH_SIZE={}MiB MMO_BENCH_BIG_SIZE={}MiB \
-         cargo bench --bench copy)",
-        size / MIB,
-        big / MIB
-    );
+    if !smoke {
+        println!(
+            "reproduce with: make bench   (or: MMO_BENCH_SIZE={}MiB MMO_BENCH_BIG_SIZE={}MiB \
+             cargo bench --bench copy)",
+            size / MIB,
+            big / MIB
+        );
+    }
     println!();
 
     let master = runtime.block_on(Master::new(&sim, size));

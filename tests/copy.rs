@@ -577,7 +577,7 @@ async fn transient_failures_without_progress_are_retried_a_bounded_number_of_tim
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_growing_master_is_not_archived_truncated() {
-    let sim = start_sim(&["--growth", "3s", "--growth-initial-fraction", "0.9"]);
+    let sim = start_sim(&["--growth", "5s", "--growth-initial-fraction", "0.9"]);
     let master = Master::new(&sim, 32 * MIB).await;
     let view = master.admin.inspect(&master.id).await.unwrap();
     let early_length = view["current_length"].as_u64().unwrap();
