@@ -21,11 +21,17 @@ lint: ## rustfmt and clippy, warnings are errors
 test: tools lint ## every test: lint, unit, and integration tests against real components
 	$(CARGO) test --locked --lib --bins --tests -- --test-threads=$${TEST_THREADS:-4}
 
-crd: ## regenerate crds/ from the Rust types
+crd: ## regenerate crds/ (and the chart's copy) from the Rust types
 	$(CARGO) run --quiet --locked --bin mux-master-operator -- crd > crds/masterexport.yaml
+	cp crds/masterexport.yaml charts/mux-master-operator/crds/masterexport.yaml
 
 unit: ## the unit tests only (no external process)
 	$(CARGO) test --locked --lib
 
 bench: tools ## benchmarks: figures, ratios against a named peer, and how to reproduce them
+	$(CARGO) bench --locked --bench copy
 	$(CARGO) bench --locked --bench webhook_latency
+
+demo: tools ## the operator's main job, end to end, on a local control plane
+	$(CARGO) build --locked --bins --example demo
+	$(CARGO) run --locked --quiet --example demo

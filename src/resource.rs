@@ -25,7 +25,8 @@ pub const FINALIZER: &str = "masterexport.io/finalizer";
     status = "MasterExportStatus",
     printcolumn = r#"{"name":"Asset","type":"string","jsonPath":".status.asset.id"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
-    printcolumn = r#"{"name":"Expires","type":"date","jsonPath":".status.master.expiresAt"}"#,
+    // A string: kubectl shows a date column as an age, and a future instant as <invalid>.
+    printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".status.master.expiresAt"}"#,
     printcolumn = r#"{"name":"Copied","type":"date","jsonPath":".status.copy.completedAt","priority":1}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]

@@ -33,6 +33,21 @@ HEADER
 rm -f kube-apiserver/go.sum
 (cd kube-apiserver && go get -tool "k8s.io/kubernetes/cmd/kube-apiserver@$KUBE_VERSION" && go mod tidy)
 
+# kubectl: the same release and replacements, in a wrapper module of its own.
+{
+	cat <<HEADER
+// Builds kubectl from k8s.io/kubernetes (cmd/kubectl), exactly as tools/kube-apiserver builds the
+// apiserver: that module only builds inside its own repository, where every k8s.io/* staging module
+// is replaced by ./staging/src/k8s.io/...; outside it, each is replaced by its published twin.
+// Generated like tools/kube-apiserver (tools/update-modules.sh, kubectl section): do not edit by hand.
+module mux-master-operator/tools/kubectl
+
+HEADER
+	sed -n '/^go /,/^)/p' kube-apiserver/go.mod
+} > kubectl/go.mod
+rm -f kubectl/go.sum
+(cd kubectl && go get -tool "k8s.io/kubernetes/cmd/kubectl@$KUBE_VERSION" && go mod tidy)
+
 # etcd: a tiny main package around etcdmain (see tools/etcd/main.go).
 (cd etcd && go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" && go mod tidy)
-echo "updated tools/kube-apiserver and tools/etcd; review with: git diff tools/"
+echo "updated tools/kube-apiserver, tools/kubectl and tools/etcd; review with: git diff tools/"

@@ -134,7 +134,8 @@ pub fn refresh_at(
 /// How long to wait before polling a master that has been preparing since `since`.
 pub fn poll_interval(since: Option<Timestamp>, now: Timestamp, settings: &Settings) -> Duration {
     let waited = since.map(|s| until(s, now)).unwrap_or(Duration::ZERO);
-    (waited / 4).clamp(settings.poll_min, settings.poll_max)
+    // max then min, not clamp: a misconfiguration must not panic a reconcile.
+    (waited / 4).max(settings.poll_min).min(settings.poll_max)
 }
 
 /// True when two URLs are the same grant (ignoring the `download=` a client may add).

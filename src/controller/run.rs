@@ -121,6 +121,8 @@ pub enum RunError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("invalid flags: {0}")]
+    Flags(String),
     #[error("lost the leader lease; exiting so that a new election can take place")]
     LostLeadership,
     #[error(
@@ -131,6 +133,16 @@ pub enum RunError {
 
 /// Runs the operator until SIGTERM (or leadership is lost).
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    if args.poll_min > args.poll_max {
+        return Err(RunError::Flags(format!(
+            "--poll-min ({}) must not exceed --poll-max ({})",
+            crate::duration::format(args.poll_min),
+            crate::duration::format(args.poll_max)
+        )));
+    }
+    if args.poll_min.is_zero() {
+        return Err(RunError::Flags("--poll-min must be more than 0s".into()));
+    }
     let client = Client::try_default().await?;
     let identity = args
         .identity
