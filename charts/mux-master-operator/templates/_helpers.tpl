@@ -94,7 +94,9 @@ The operator's permissions on the namespaces it reconciles: what the controller 
   No delete: the URL Secret goes with its owner, through garbage collection.
 - Events: the event recorder creates them and patches a series' count, in events.k8s.io; the core
   group too, for tools and clusters that read those.
-- Jobs: the copy Jobs it creates, watches and deletes.
+- Jobs: the copy Jobs it creates, watches and deletes (an unfinished one, when a newer copy
+  replaces it); Pods: it lists a finished Job's pods to read the copier's report from their
+  termination message.
 */}}
 {{- define "mmo.namespacedRules" -}}
 - apiGroups: [masterexport.io]
@@ -118,4 +120,7 @@ The operator's permissions on the namespaces it reconciles: what the controller 
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create, delete]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
 {{- end }}
