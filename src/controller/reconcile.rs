@@ -44,20 +44,29 @@ const MANAGED_CONDITIONS: &[&str] = &[
     conditions::STALLED,
 ];
 
+/// How the controller behaves, from the command line.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub settings: Settings,
+    /// How long a deletion waits for Mux before giving up on revoking access.
+    pub deletion_timeout: Duration,
+    /// The fallback poll while webhooks flow.
+    pub webhook_poll: Duration,
+    /// How copy Jobs are made.
+    pub copy: CopySettings,
+}
+
 /// Everything a reconcile needs, shared by all of them.
 pub struct Context {
     pub client: Client,
     pub mux: MuxClients,
-    pub settings: Settings,
     pub recorder: Recorder,
     pub metrics: Metrics,
-    /// How long a deletion waits for Mux before giving up on revoking access.
-    pub deletion_timeout: Duration,
     /// Webhook wake-ups, and whether webhooks flow (polls slow down when they do).
     pub wakeups: Arc<Wakeups>,
-    /// The fallback poll while webhooks flow.
+    pub settings: Settings,
+    pub deletion_timeout: Duration,
     pub webhook_poll: Duration,
-    /// How copy Jobs are made.
     pub copy: CopySettings,
     /// Consecutive failures per resource, for backoff; forgotten on success.
     failures: Mutex<HashMap<ObjectRef<MasterExport>, u32>>,
@@ -67,24 +76,21 @@ impl Context {
     pub fn new(
         client: Client,
         mux: MuxClients,
-        settings: Settings,
         recorder: Recorder,
         metrics: Metrics,
-        deletion_timeout: Duration,
         wakeups: Arc<Wakeups>,
-        webhook_poll: Duration,
-        copy: CopySettings,
+        options: Options,
     ) -> Self {
         Self {
             client,
             mux,
-            settings,
             recorder,
             metrics,
-            deletion_timeout,
             wakeups,
-            webhook_poll,
-            copy,
+            settings: options.settings,
+            deletion_timeout: options.deletion_timeout,
+            webhook_poll: options.webhook_poll,
+            copy: options.copy,
             failures: Mutex::default(),
         }
     }

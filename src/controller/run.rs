@@ -16,7 +16,7 @@ use kube::{Api, Client};
 use super::copy_policy::CopySettings;
 use super::index::SourceIndex;
 use super::policy::Settings;
-use super::reconcile::{Context, error_policy, reconcile};
+use super::reconcile::{Context, Options, error_policy, reconcile};
 use super::wakeup::Wakeups;
 use crate::leader::{Elector, LeaseConfig};
 use crate::metrics::Metrics;
@@ -238,17 +238,19 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let ctx = Arc::new(Context::new(
         client.clone(),
         mux,
-        settings,
         recorder,
         metrics,
-        args.deletion_timeout,
         wakeups.clone(),
-        args.webhook_poll_interval,
-        CopySettings {
-            image: args.copy_image.clone(),
-            deadline: args.copy_deadline,
-            max_attempts: args.copy_max_attempts.max(1),
-            ..CopySettings::default()
+        Options {
+            settings,
+            deletion_timeout: args.deletion_timeout,
+            webhook_poll: args.webhook_poll_interval,
+            copy: CopySettings {
+                image: args.copy_image.clone(),
+                deadline: args.copy_deadline,
+                max_attempts: args.copy_max_attempts.max(1),
+                ..CopySettings::default()
+            },
         },
     ));
 
