@@ -128,6 +128,7 @@ async fn restream(
     )
     .await
     .map_err(|e| CopyError::store(format!("starting the upload of {final_name}"), e))?;
+    writer.fit(verified.size);
     let result = async {
         let mut stream = store
             .get(&destination.staging)

@@ -43,8 +43,10 @@
 //! 2. **Streaming.** The master is fetched with `Range: bytes=<done>-` requests and written as a
 //!    multipart upload to a staging object, `<key>.mmo-partial`, in parts of `--part-size`
 //!    (8 MiB), at most `--parts-in-flight` (2) uploading at once while the next one fills:
-//!    memory is about `part-size × (parts-in-flight + 1)` whatever the master's size. SHA-256 is
-//!    computed over the bytes as they stream.
+//!    memory is about `part-size × (parts-in-flight + 1)` whatever the master's size. (S3 takes
+//!    at most 10,000 parts: past about 70 GiB, known from the first answer's length, parts grow
+//!    and fewer upload at once, within the same buffers.) SHA-256 is computed over the bytes
+//!    as they stream.
 //! 3. **Resuming.** A connection error, a timeout (`--read-timeout` without a byte), a body that
 //!    ends early, or a 408/429/5xx answer is transient: the copy waits (`--retry-delay`,
 //!    doubling up to 30 s) and resumes with `Range` from the last byte received, into the same

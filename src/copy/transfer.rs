@@ -331,6 +331,9 @@ impl<'a> Download<'a> {
                     validator,
                 }) => {
                     if self.done == 0 {
+                        if let Some(total) = total {
+                            writer.fit(total);
+                        }
                         self.validator = validator;
                         self.content_type = response
                             .headers()

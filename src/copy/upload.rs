@@ -7,6 +7,13 @@ use object_store::path::Path;
 use object_store::{MultipartUpload, ObjectStore, PutMultipartOptions, PutPayload, PutResult};
 use tokio::task::JoinSet;
 
+use super::units::human;
+
+/// S3 allows 10,000 parts per upload; parts are sized for fewer, so that a master that grows a
+/// little after its size was read still fits.
+const MAX_PARTS: u64 = 9_000;
+const MIB: u64 = 1 << 20;
+
 /// Writes bytes into a multipart upload. Must end with [`PartWriter::finish`] or
 /// [`PartWriter::abort`]: dropping it leaves the upload for the store to expire.
 pub struct PartWriter {
@@ -36,6 +43,34 @@ impl PartWriter {
             tasks: JoinSet::new(),
             written: 0,
         })
+    }
+
+    /// Sizes the parts for a master of `total` bytes, before the first byte is written: parts
+    /// grow past `--part-size` when the master would otherwise need more than [`MAX_PARTS`]
+    /// (8 MiB parts stop at about 70 GiB), and fewer upload at once, so that the buffers stay
+    /// within what the configured part size and count would use (at least one part in flight).
+    pub fn fit(&mut self, total: u64) {
+        if self.written > 0 {
+            return;
+        }
+        let needed = total.div_ceil(MAX_PARTS).next_multiple_of(MIB) as usize;
+        if needed <= self.part_size {
+            return;
+        }
+        let budget = self.part_size * (self.in_flight + 1);
+        self.part_size = needed;
+        self.in_flight = (budget / needed).saturating_sub(1).max(1);
+        tracing::info!(
+            "a master of {} needs parts of {} (at most {MAX_PARTS} parts); {} in flight",
+            human(total),
+            human(needed as u64),
+            self.in_flight
+        );
+    }
+
+    /// The part size in use.
+    pub fn part_size(&self) -> u64 {
+        self.part_size as u64
     }
 
     /// Bytes accepted so far.
@@ -123,4 +158,58 @@ fn flatten(
         store: "copy",
         source: Box::new(e),
     })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+
+    async fn writer(part_size: u64, in_flight: usize) -> PartWriter {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        PartWriter::create(
+            &store,
+            &Path::from("x"),
+            PutMultipartOptions::default(),
+            part_size,
+            in_flight,
+        )
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn parts_grow_for_huge_masters_within_the_same_memory() {
+        let mut w = writer(8 * MIB, 2).await;
+        w.fit(50 << 30); // 50 GiB fits in 8 MiB parts (6,400 of them).
+        assert_eq!((w.part_size(), w.in_flight), (8 * MIB, 2));
+        let mut w = writer(8 * MIB, 2).await;
+        w.fit(100 << 30); // 100 GiB: 12 MiB parts, and one in flight (24 MiB of buffers).
+        assert_eq!((w.part_size(), w.in_flight), (12 * MIB, 1));
+        assert!(100u64 << 30 <= w.part_size() * MAX_PARTS);
+        let mut w = writer(8 * MIB, 2).await;
+        w.write(b"started").await.unwrap();
+        w.fit(100 << 30); // Too late: parts already have their size.
+        assert_eq!(w.part_size(), 8 * MIB);
+        w.abort().await;
+    }
+
+    #[tokio::test]
+    async fn what_is_written_is_what_is_stored() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let path = Path::from("object");
+        let options = PutMultipartOptions::default();
+        let mut w = PartWriter::create(&store, &path, options, 5 * MIB, 2)
+            .await
+            .unwrap();
+        let data: Vec<u8> = (0..(12 * MIB + 5)).map(|i| (i % 251) as u8).collect();
+        for chunk in data.chunks(100_000) {
+            w.write(chunk).await.unwrap();
+        }
+        assert_eq!(w.written(), data.len() as u64);
+        w.finish().await.unwrap();
+        use object_store::ObjectStoreExt;
+        let stored = store.get(&path).await.unwrap().bytes().await.unwrap();
+        assert_eq!(&stored[..], &data[..]);
+    }
 }
