@@ -267,3 +267,105 @@ async fn the_asset_and_live_stream_examples_become_ready_as_they_are() {
     let secret = world.secrets().get(secret_name).await.unwrap();
     assert_eq!(secret.owner_references()[0].name, live_name);
 }
+
+/// The README's table of the resource's fields, generated from the CRD's schema: one row per
+/// field of `spec`, with its type, default and description, so the two cannot drift apart.
+fn fields_table() -> String {
+    let crd: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/crds/masterexport.yaml"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    let mut rows = vec![
+        "| field | type | default | |".to_owned(),
+        "|---|---|---|---|".to_owned(),
+    ];
+    fn walk(path: &str, schema: &Value, required: bool, rows: &mut Vec<String>) {
+        let kind = match schema["type"].as_str().unwrap_or("") {
+            "string" if schema["enum"].is_array() => schema["enum"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| format!("`{}`", v.as_str().unwrap()))
+                .collect::<Vec<_>>()
+                .join(" \\| "),
+            other => other.to_owned(),
+        };
+        let default = match &schema["default"] {
+            Value::Null => String::new(),
+            Value::String(s) => format!("`{s}`"),
+            other => format!("`{other}`"),
+        };
+        let description = schema["description"]
+            .as_str()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace('|', "\\|");
+        let required = if required { " (required)" } else { "" };
+        rows.push(format!(
+            "| `{path}`{required} | {kind} | {default} | {description} |"
+        ));
+        if let Some(properties) = schema["properties"].as_object() {
+            let needed: Vec<&str> = schema["required"]
+                .as_array()
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let mut names: Vec<&String> = properties.keys().collect();
+            names.sort();
+            for name in names {
+                walk(
+                    &format!("{path}.{name}"),
+                    &properties[name],
+                    needed.contains(&name.as_str()),
+                    rows,
+                );
+            }
+        }
+    }
+    let needed: Vec<&str> = spec["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut names: Vec<&String> = spec["properties"].as_object().unwrap().keys().collect();
+    names.sort();
+    for name in names {
+        walk(
+            &format!("spec.{name}"),
+            &spec["properties"][name],
+            needed.contains(&name.as_str()),
+            &mut rows,
+        );
+    }
+    rows.join("\n") + "\n"
+}
+
+#[test]
+fn the_readme_lists_every_field_of_the_resource() {
+    const BEGIN: &str =
+        "<!-- fields: generated from crds/masterexport.yaml, checked by tests/examples.rs -->\n";
+    const END: &str = "<!-- end of fields -->";
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let expected = fields_table();
+    let Some(table) = readme
+        .split_once(BEGIN)
+        .and_then(|(_, rest)| rest.split_once(END))
+        .map(|(table, _)| table)
+    else {
+        panic!(
+            "README.md has no fields table between {BEGIN:?} and {END:?}; it should be:\n{BEGIN}{expected}{END}"
+        );
+    };
+    assert!(
+        table == expected,
+        "README.md's fields table is not the CRD's; replace it with:\n{BEGIN}{expected}{END}"
+    );
+}
