@@ -68,11 +68,6 @@ impl PartWriter {
         );
     }
 
-    /// The part size in use.
-    pub fn part_size(&self) -> u64 {
-        self.part_size as u64
-    }
-
     /// Bytes accepted so far.
     pub fn written(&self) -> u64 {
         self.written
@@ -182,15 +177,15 @@ mod tests {
     async fn parts_grow_for_huge_masters_within_the_same_memory() {
         let mut w = writer(8 * MIB, 2).await;
         w.fit(50 << 30); // 50 GiB fits in 8 MiB parts (6,400 of them).
-        assert_eq!((w.part_size(), w.in_flight), (8 * MIB, 2));
+        assert_eq!((w.part_size as u64, w.in_flight), (8 * MIB, 2));
         let mut w = writer(8 * MIB, 2).await;
         w.fit(100 << 30); // 100 GiB: 12 MiB parts, and one in flight (24 MiB of buffers).
-        assert_eq!((w.part_size(), w.in_flight), (12 * MIB, 1));
-        assert!(100u64 << 30 <= w.part_size() * MAX_PARTS);
+        assert_eq!((w.part_size as u64, w.in_flight), (12 * MIB, 1));
+        assert!(100u64 << 30 <= w.part_size as u64 * MAX_PARTS);
         let mut w = writer(8 * MIB, 2).await;
         w.write(b"started").await.unwrap();
         w.fit(100 << 30); // Too late: parts already have their size.
-        assert_eq!(w.part_size(), 8 * MIB);
+        assert_eq!(w.part_size as u64, 8 * MIB);
         w.abort().await;
     }
 
