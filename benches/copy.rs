@@ -12,10 +12,6 @@
 //! rclone is installed with `apt-get install -y rclone` when it is missing and the bench runs
 //! as root; otherwise its row is skipped with a message.
 
-// Until Cargo.toml declares this bench `harness = false`, cargo builds it as a libtest bench,
-// where `main` goes unused: keep that build free of warnings.
-#![cfg_attr(test, allow(dead_code, unused_imports))]
-
 use std::fs::File;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
