@@ -648,6 +648,17 @@ mod tests {
         decide(&obs, &Settings::default())
     }
 
+    /// The status once URL_A, requested at t(0), was recorded at t(5).
+    fn recorded_ready() -> MasterExportStatus {
+        decide_at(
+            t(5),
+            &spec(),
+            &with_pending(Operation::Request, t(0)),
+            &asset(Some((MasterStatus::Ready, Some(URL_A)))),
+        )
+        .status
+    }
+
     fn with_pending(op: Operation, at: Timestamp) -> MasterExportStatus {
         MasterExportStatus {
             pending: Some(pending(op, at)),
@@ -765,13 +776,7 @@ mod tests {
 
     #[test]
     fn at_refresh_time_access_is_renewed() {
-        let recorded = decide_at(
-            t(5),
-            &spec(),
-            &with_pending(Operation::Request, t(0)),
-            &asset(Some((MasterStatus::Ready, Some(URL_A)))),
-        )
-        .status;
+        let recorded = recorded_ready();
         let quiet = decide_at(
             t(3600),
             &spec(),
@@ -795,13 +800,7 @@ mod tests {
 
     #[test]
     fn a_renewal_with_a_new_url_starts_a_new_window() {
-        let recorded = decide_at(
-            t(5),
-            &spec(),
-            &with_pending(Operation::Request, t(0)),
-            &asset(Some((MasterStatus::Ready, Some(URL_A)))),
-        )
-        .status;
+        let recorded = recorded_ready();
         let mut renewing = recorded.clone();
         renewing.pending = Some(pending(Operation::Renew, t(22 * 3600)));
         let d = decide_at(
@@ -818,13 +817,7 @@ mod tests {
 
     #[test]
     fn the_same_url_after_renewal_cycles_access() {
-        let recorded = decide_at(
-            t(5),
-            &spec(),
-            &with_pending(Operation::Request, t(0)),
-            &asset(Some((MasterStatus::Ready, Some(URL_A)))),
-        )
-        .status;
+        let recorded = recorded_ready();
         let mut renewing = recorded.clone();
         renewing.pending = Some(pending(Operation::Renew, t(22 * 3600)));
         let d = decide_at(
@@ -991,13 +984,7 @@ mod tests {
 
     #[test]
     fn an_expired_url_is_withdrawn() {
-        let mut status = decide_at(
-            t(5),
-            &spec(),
-            &with_pending(Operation::Request, t(0)),
-            &asset(Some((MasterStatus::Ready, Some(URL_A)))),
-        )
-        .status;
+        let mut status = recorded_ready();
         assert!(!drop_expired_url(&mut status, t(3600)));
         assert!(drop_expired_url(&mut status, t(24 * 3600)));
         assert_eq!(status.master.unwrap().url, None);
@@ -1034,13 +1021,7 @@ mod tests {
 
     #[test]
     fn a_fresh_ready_export_skips_mux() {
-        let status = decide_at(
-            t(5),
-            &spec(),
-            &with_pending(Operation::Request, t(0)),
-            &asset(Some((MasterStatus::Ready, Some(URL_A)))),
-        )
-        .status;
+        let status = recorded_ready();
         assert!(can_skip_mux(&spec(), &status, Some(1), t(100)));
         assert!(
             !can_skip_mux(&spec(), &status, Some(2), t(100)),
