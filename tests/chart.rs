@@ -15,11 +15,13 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use mux_master_operator::resource::MasterExport;
+use mux_master_operator::resource::{MasterExport, Phase};
 use mux_master_operator::sim::admin_client::SimAdmin;
-use mux_master_operator::testenv::{ControlPlane, MuxSim, Tool};
+use mux_master_operator::sim::content;
+use mux_master_operator::testenv::{ControlPlane, Minio, MuxSim, Tool};
+use object_store::ObjectStoreExt;
 use serde_json::{Value, json};
-use support::{Operator, TIMEOUT, eventually, install_crd, is_ready};
+use support::{Operator, TIMEOUT, eventually, install_crd, kubelet};
 
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/mux-master-operator");
 
@@ -749,17 +751,7 @@ struct Install {
 /// restricted Pod Security profile first.
 async fn helm_install(cp: &ControlPlane, client: &Client, values: &Value) -> Install {
     let namespace = cp.fresh_namespace("chart-sys").await.unwrap();
-    Api::<Namespace>::all(client.clone())
-        .patch(
-            &namespace,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {
-                "pod-security.kubernetes.io/enforce": "restricted",
-                "pod-security.kubernetes.io/enforce-version": "latest",
-            }}})),
-        )
-        .await
-        .unwrap();
+    enforce_restricted(client, &namespace).await;
     // Release names are cluster-unique here: ClusterRoles are named after the release.
     let release = format!("mmo-{}", &namespace[namespace.len() - 8..]);
     let file = values_file("install", values);
@@ -865,33 +857,70 @@ async fn pod_is_admitted(client: &Client, install: &Install) {
 struct Export {
     sim: MuxSim,
     name: String,
+    asset_id: String,
+    size: u64,
+    key: String,
 }
 
-/// A mux-sim with an asset, the credentials Secret and a MasterExport in `namespace`.
+/// Enforces the restricted Pod Security profile in `namespace`: every Pod created there, the copy
+/// Jobs' included, is checked by the apiserver's admission.
+async fn enforce_restricted(client: &Client, namespace: &str) {
+    Api::<Namespace>::all(client.clone())
+        .patch(
+            namespace,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/enforce-version": "latest",
+            }}})),
+        )
+        .await
+        .unwrap();
+}
+
+/// A mux-sim with an asset; in `namespace`, the credentials Secrets (Mux, MinIO) and a
+/// MasterExport archiving the master into MinIO.
 async fn export(client: &Client, namespace: &str) -> Export {
     let sim = MuxSim::start(
         env!("CARGO_BIN_EXE_mux-sim"),
         &["--master-prepare-delay", "300ms"],
     )
     .expect("mux-sim starts");
+    let minio = Minio::shared().expect("MinIO starts");
+    let size = 300_000;
     let asset = SimAdmin::new(sim.url())
-        .seed_asset(json!({"size": 50_000}))
+        .seed_asset(json!({"size": size}))
         .await
         .unwrap();
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "mux"},
-        "stringData": {"tokenId": support::TOKEN_ID, "tokenSecret": support::TOKEN_SECRET},
-    }))
-    .unwrap();
-    Api::<Secret>::namespaced(client.clone(), namespace)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    for secret in [
+        json!({"metadata": {"name": "mux"},
+               "stringData": {"tokenId": support::TOKEN_ID, "tokenSecret": support::TOKEN_SECRET}}),
+        json!({"metadata": {"name": "archive"},
+               "stringData": {"AWS_ACCESS_KEY_ID": minio.access_key(),
+                              "AWS_SECRET_ACCESS_KEY": minio.secret_key()}}),
+    ] {
+        let secret: Secret = serde_json::from_value(secret).unwrap();
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+    }
+    let key = format!("{namespace}/keynote.mp4");
     let object: MasterExport = serde_json::from_value(json!({
         "apiVersion": "masterexport.io/v1alpha1",
         "kind": "MasterExport",
         "metadata": {"name": "keynote"},
-        "spec": {"source": {"assetId": asset.id}, "credentialsSecretRef": {"name": "mux"}},
+        "spec": {
+            "source": {"assetId": asset.id},
+            "credentialsSecretRef": {"name": "mux"},
+            "destination": {
+                "url": format!("s3://{}/{key}", minio.bucket()),
+                "endpoint": minio.endpoint(),
+                "pathStyle": true,
+                "credentialsSecretRef": {"name": "archive"},
+            },
+        },
     }))
     .unwrap();
     Api::<MasterExport>::namespaced(client.clone(), namespace)
@@ -901,18 +930,26 @@ async fn export(client: &Client, namespace: &str) -> Export {
     Export {
         sim,
         name: "keynote".into(),
+        asset_id: asset.id,
+        size,
+        key,
     }
 }
 
-/// Waits for Ready, and checks what the operator wrote with its identity: the URL Secret and an
-/// Event.
-async fn becomes_ready(client: &Client, namespace: &str, export: &Export, operator: &Operator) {
+/// Waits until the export satisfies `done`; on a timeout, the operator's log says why.
+async fn wait_for(
+    client: &Client,
+    namespace: &str,
+    export: &Export,
+    operator: &Operator,
+    what: &str,
+    done: impl Fn(&MasterExport) -> bool,
+) -> MasterExport {
     let api: Api<MasterExport> = Api::namespaced(client.clone(), namespace);
-    let name = export.name.clone();
-    let ready = tokio::time::timeout(TIMEOUT, async {
+    tokio::time::timeout(TIMEOUT, async {
         loop {
-            if let Ok(obj) = api.get(&name).await
-                && is_ready(&obj)
+            if let Ok(obj) = api.get(&export.name).await
+                && done(&obj)
             {
                 return obj;
             }
@@ -922,11 +959,40 @@ async fn becomes_ready(client: &Client, namespace: &str, export: &Export, operat
     .await
     .unwrap_or_else(|_| {
         panic!(
-            "the MasterExport is Ready within {TIMEOUT:?}; operator log:\n{}",
+            "the MasterExport is {what} within {TIMEOUT:?}; operator log:\n{}",
             operator.log()
         )
-    });
-    assert!(ready.status.unwrap().master.unwrap().url.is_some());
+    })
+}
+
+fn phase(obj: &MasterExport) -> Option<Phase> {
+    obj.status.as_ref()?.phase
+}
+
+/// Takes the export through everything the operator does with its identity: Ready (the URL
+/// Secret, Events), then Copying (a Job), the Job's container run as a kubelet would (its pod
+/// admitted by the namespace's restricted Pod Security), then Copied (the operator read the
+/// copier's report from the pod) with the object in MinIO.
+async fn becomes_ready_and_copied(
+    client: &Client,
+    namespace: &str,
+    export: &Export,
+    operator: &Operator,
+) {
+    let copying = wait_for(client, namespace, export, operator, "Copying", |o| {
+        phase(o) == Some(Phase::Copying)
+    })
+    .await;
+    let url = copying
+        .status
+        .as_ref()
+        .unwrap()
+        .master
+        .as_ref()
+        .unwrap()
+        .url
+        .clone();
+    assert!(url.is_some(), "the URL is published before the copy");
     Api::<Secret>::namespaced(client.clone(), namespace)
         .get("keynote-master")
         .await
@@ -940,6 +1006,42 @@ async fn becomes_ready(client: &Client, namespace: &str, export: &Export, operat
             .find(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("keynote"))
     })
     .await;
+
+    let job = copying
+        .status
+        .unwrap()
+        .copy
+        .unwrap()
+        .job
+        .expect("a copy Job");
+    let run = kubelet::run_job(client, namespace, &job).await;
+    assert_eq!(run.exit_code, 0, "the copy runs: {}", run.stderr);
+    let copied = wait_for(client, namespace, export, operator, "Copied", |o| {
+        phase(o) == Some(Phase::Copied)
+    })
+    .await;
+    let seed = SimAdmin::new(export.sim.url())
+        .inspect(&export.asset_id)
+        .await
+        .unwrap()["seed"]
+        .as_u64()
+        .unwrap();
+    let copy = copied.status.unwrap().copy.unwrap();
+    assert_eq!(copy.size, Some(export.size));
+    assert_eq!(
+        copy.sha256.as_deref(),
+        Some(content::sha256_hex(seed, export.size).as_str()),
+        "verified against the master's real SHA-256"
+    );
+    let minio = Minio::shared().unwrap();
+    let meta = minio
+        .store(minio.bucket())
+        .unwrap()
+        .head(&object_store::path::Path::from(export.key.as_str()))
+        .await
+        .expect("the master is in the bucket");
+    assert_eq!(meta.size, export.size);
+
     let log = operator.log();
     assert!(
         !log.contains("forbidden") && !log.contains("Forbidden"),
@@ -957,13 +1059,14 @@ async fn cluster_mode_install_runs_the_operator_with_enough_rbac() {
     pod_is_admitted(&client, &install).await;
 
     let watched = cp.fresh_namespace("chart-media").await.unwrap();
+    enforce_restricted(&client, &watched).await;
     let export = export(&client, &watched).await;
     let kubeconfig = impersonating_kubeconfig(cp, &install.namespace, &install.service_account);
     let args = deployment_args(&client, &install, &watched).await;
     assert!(args.contains(&"--leader-elect".to_owned()), "{args:?}");
     let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let operator = Operator::start(&kubeconfig, export.sim.url(), &watched, &arg_refs);
-    becomes_ready(&client, &watched, &export, &operator).await;
+    becomes_ready_and_copied(&client, &watched, &export, &operator).await;
 
     // It leads through the Lease in the release namespace.
     let lease = Api::<Lease>::namespaced(client.clone(), &install.namespace)
@@ -1009,6 +1112,7 @@ async fn namespaced_mode_install_is_enough_there_and_refused_elsewhere() {
     install_crd(&client).await;
     let watched = cp.fresh_namespace("chart-media").await.unwrap();
     let elsewhere = cp.fresh_namespace("chart-other").await.unwrap();
+    enforce_restricted(&client, &watched).await;
     let install = helm_install(cp, &client, &namespaced_values(&[&watched])).await;
 
     let export = export(&client, &watched).await;
@@ -1016,7 +1120,7 @@ async fn namespaced_mode_install_is_enough_there_and_refused_elsewhere() {
     let args = deployment_args(&client, &install, &watched).await;
     let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let operator = Operator::start(&kubeconfig, export.sim.url(), &watched, &arg_refs);
-    becomes_ready(&client, &watched, &export, &operator).await;
+    becomes_ready_and_copied(&client, &watched, &export, &operator).await;
 
     // A Secret in a namespace it does not watch: the operator's identity cannot touch it.
     let secret: Secret = serde_json::from_value(json!({
