@@ -100,10 +100,15 @@ async fn demo() -> Result<()> {
     let admin = SimAdmin::new(sim.url());
     let asset_example = yaml(&example("asset.yaml"))?;
     let live_example = yaml(&example("live-stream.yaml"))?;
+    let archive_example = yaml(&example("s3-archive.yaml"))?;
     let asset_id = str_at(&asset_example, "/spec/source/assetId")?;
     let stream_id = str_at(&live_example, "/spec/source/liveStreamId")?;
+    let archived_id = str_at(&archive_example, "/spec/source/assetId")?;
     admin
         .seed_asset(json!({"id": asset_id, "size": 8 << 20, "max_resolution_tier": "1080p"}))
+        .await?;
+    admin
+        .seed_asset(json!({"id": archived_id, "size": 8 << 20, "max_resolution_tier": "2160p"}))
         .await?;
     admin
         .seed_live_stream(json!({"id": stream_id, "asset_size": 4 << 20}))
@@ -112,7 +117,8 @@ async fn demo() -> Result<()> {
     println!(
         "      Mux API at {} (token mux-sim-token-id / mux-sim-token-secret)\n      \
          asset {asset_id}: ready, 8 MiB, 1080p; its master takes 3 s to prepare\n      \
-         live stream {stream_id}: live now (broadcasting)",
+         live stream {stream_id}: live now (broadcasting)\n      \
+         asset {archived_id}: ready, 8 MiB, 2160p (for the archive)",
         sim.url(),
     );
 
@@ -209,8 +215,18 @@ async fn demo() -> Result<()> {
     kubectl.show(&["-n", NAMESPACE, "get", "secret", &secret_name])?;
     show_download(&client, &secret_name).await?;
 
-    step(7, "an archive in the bucket");
-    archive(&minio).await?;
+    step(
+        7,
+        "an archive: examples/s3-archive.yaml, copied into MinIO by a Job",
+    );
+    let parts = Parts {
+        kubectl: &kubectl,
+        client: &client,
+        minio: &minio,
+        admin: &admin,
+        bins: &bins,
+    };
+    archive(&parts, &mut watch, &mut operator, &archive_example).await?;
 
     let calls: u64 = admin
         .stats()
@@ -220,7 +236,7 @@ async fn demo() -> Result<()> {
         .map(|r| r.count)
         .sum();
     println!(
-        "\nMux API calls the operator made for both exports: {calls} (rate limited per token; a Ready \
+        "\nMux API calls the operator made for the three exports: {calls} (rate limited per token; a Ready \
          export costs none until its refresh time)."
     );
 
@@ -372,7 +388,7 @@ struct Operator {
     child: Child,
     log: PathBuf,
     command_line: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Operator {
@@ -418,8 +434,13 @@ impl Operator {
             child,
             log,
             command_line: format!("KUBECONFIG=... {shown} {}", args.join(" ")),
-            _dir: dir,
+            dir,
         })
+    }
+
+    /// The demo's scratch folder (the operator's log is in it); removed when the operator stops.
+    fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// The end of the operator's log, for a failure's message.
@@ -564,28 +585,317 @@ async fn show_download(client: &Client, secret_name: &str) -> Result<()> {
     Ok(())
 }
 
-/// HOOK(copy): the archive step. The copy program exists (`mux-master-operator copy`); the
-/// controller does not yet create copy Jobs. When it does, this step applies a MasterExport like
-/// examples/s3-archive.yaml with destination `s3://<bucket>/media/keynote-2026.mp4` and MinIO's
-/// endpoint, plays the kubelet's part by running the Job's container command locally (as the
-/// integration tests do), waits for phase Copied, and lists the object below.
-async fn archive(minio: &Minio) -> Result<()> {
+/// The archive: examples/s3-archive.yaml with one change, its endpoint pointed at the local
+/// MinIO. The operator publishes the URL, then creates a copy Job; with no kubelet here, the demo
+/// plays its part (see `run_copy_job`); the operator reads the copier's report, checks it, marks
+/// the resource Copied, and only then turns master access off (afterCopy.revokeAccess).
+/// What the archive step uses of the running demo.
+struct Parts<'a> {
+    kubectl: &'a Kubectl,
+    client: &'a Client,
+    minio: &'a Minio,
+    admin: &'a SimAdmin,
+    bins: &'a Binaries,
+}
+
+async fn archive(
+    parts: &Parts<'_>,
+    watch: &mut Watch,
+    operator: &mut Operator,
+    example: &Value,
+) -> Result<()> {
+    let Parts {
+        kubectl,
+        client,
+        minio,
+        admin,
+        bins,
+    } = *parts;
+    let url = str_at(example, "/spec/destination/url")?;
+    let (bucket, key) = url
+        .strip_prefix("s3://")
+        .and_then(|rest| rest.split_once('/'))
+        .ok_or("the example's destination is not s3://bucket/key")?;
+    tokio::task::block_in_place(|| minio.create_bucket(bucket))?;
     println!(
-        "      Not in this demo yet: the operator's copy Jobs (spec.destination, see \
-         examples/s3-archive.yaml)\n      are still being written. When they land, the master \
-         appears here, verified by SHA-256:"
+        "      (MinIO has a bucket `{bucket}` now; its credentials go in the Secret the example names:)"
     );
-    let store = minio.store(minio.bucket())?;
+    kubectl.show(&[
+        "-n",
+        NAMESPACE,
+        "create",
+        "secret",
+        "generic",
+        "archive",
+        &format!("--from-literal=AWS_ACCESS_KEY_ID={}", minio.access_key()),
+        &format!(
+            "--from-literal=AWS_SECRET_ACCESS_KEY={}",
+            minio.secret_key()
+        ),
+    ])?;
+    let mut local = example.clone();
+    local["spec"]["destination"]["endpoint"] = json!(minio.endpoint());
+    let file = operator.dir().join("s3-archive.yaml");
+    std::fs::write(&file, serde_yaml::to_string(&local)?)?;
+    println!(
+        "      (examples/s3-archive.yaml, with spec.destination.endpoint: {})",
+        minio.endpoint()
+    );
+    kubectl.show(&["-n", NAMESPACE, "apply", "-f", &file.display().to_string()])?;
+
+    let name = str_at(example, "/metadata/name")?;
+    let api: Api<MasterExport> = Api::namespaced(client.clone(), NAMESPACE);
+    watch
+        .until(&[name.as_str()], operator, |o| phase(o) == "Copying")
+        .await?;
+    let job = api
+        .get(&name)
+        .await?
+        .status
+        .and_then(|s| s.copy)
+        .and_then(|c| c.job)
+        .ok_or("Copying, but no Job in status.copy")?;
+    kubectl.show(&["-n", NAMESPACE, "get", "jobs"])?;
+    println!(
+        "      (no kubelet here: the demo runs the Job's container, `mux-master-operator copy`, as a\n      \
+         local process with the environment its pod template gives, then records the Pod and the\n      \
+         Job's status as the kubelet and the Job controller would)"
+    );
+    let copied = run_copy_job(client, &job, &bins.operator).await?;
+    println!("      copy finished: {copied}");
+    watch
+        .until(&[name.as_str()], operator, |o| {
+            phase(o) == "Copied" && reason(o) != "-"
+        })
+        .await?;
+    println!();
+    kubectl.show(&["-n", NAMESPACE, "get", "mexp", "-o", "wide"])?;
+    let status = api.get(&name).await?.status.unwrap_or_default();
+    if let Some(copy) = status.copy {
+        println!(
+            "      status.copy: object {}, {} bytes, sha256 {}",
+            copy.object.as_deref().unwrap_or("-"),
+            copy.size.map_or("-".into(), |s| s.to_string()),
+            copy.sha256.as_deref().unwrap_or("-"),
+        );
+    }
+    // mux-sim's content is deterministic: it knows the master's SHA-256 without storing it.
+    let asset_id = str_at(example, "/spec/source/assetId")?;
+    let inspected = admin.inspect(&asset_id).await?;
+    let (seed, size) = (
+        inspected["seed"].as_u64().ok_or("mux-sim gave no seed")?,
+        inspected["size"].as_u64().ok_or("mux-sim gave no size")?,
+    );
+    let truth = mux_master_operator::sim::content::sha256_hex(seed, size);
+    let recorded = api
+        .get(&name)
+        .await?
+        .status
+        .and_then(|s| s.copy)
+        .and_then(|c| c.sha256);
+    if recorded.as_deref() != Some(truth.as_str()) {
+        return Err(
+            format!("the recorded SHA-256 {recorded:?} is not the master's {truth}").into(),
+        );
+    }
+    println!("      (the master's own SHA-256, as mux-sim computes it: the same)");
+    let store = minio.store(bucket)?;
     let objects: Vec<_> = store.list(None).try_collect().await?;
     println!(
-        "      $ s3 ls s3://{}/  ->  {} object(s)",
-        minio.bucket(),
+        "      In MinIO, bucket {bucket} ({} object(s)):",
         objects.len()
     );
     for object in objects {
-        println!("        {} {} bytes", object.location, object.size);
+        println!("        {}  {} bytes", object.location, object.size);
     }
+    let expected = object_store::path::Path::from(key);
+    if !store
+        .list(None)
+        .try_collect::<Vec<_>>()
+        .await?
+        .iter()
+        .any(|o| o.location == expected)
+    {
+        return Err(format!("{key} is not in bucket {bucket}").into());
+    }
+    // afterCopy.revokeAccess: the operator turns access off once the copy is verified; ask Mux.
+    let deadline = Instant::now() + READY_DEADLINE;
+    loop {
+        let access = admin.inspect(&asset_id).await?["asset"]["master_access"].clone();
+        if access == "none" {
+            break;
+        }
+        operator.check_alive()?;
+        if Instant::now() > deadline {
+            return Err(format!("master access of {asset_id} is still {access}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    watch
+        .until(&[name.as_str()], operator, |o| {
+            reason(o) != "RevokingAfterCopy"
+        })
+        .await?;
+    println!(
+        "      Mux now says master_access: none for {asset_id} (afterCopy.revokeAccess): turned off only\n      \
+         after the copy's size and SHA-256 were verified."
+    );
     Ok(())
+}
+
+/// What a kubelet and the Job controller would do for copy Job `name` (tests/support/kubelet.rs
+/// does the same for the tests): run its one container's command as a local process with the
+/// environment the pod template gives (env values and Secret keys, envFrom Secrets), then record
+/// a Pod with the container's termination message (the copier's report, which the operator
+/// reads) and the Job's terminal conditions. Returns what the copy said.
+async fn run_copy_job(client: &Client, name: &str, operator_bin: &Path) -> Result<String> {
+    use k8s_openapi::api::batch::v1::Job;
+    use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+    use kube::api::{Patch, PatchParams, PostParams};
+
+    let jobs: Api<Job> = Api::namespaced(client.clone(), NAMESPACE);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
+    let job = jobs.get(name).await?;
+    let template = job.spec.clone().ok_or("a Job without spec")?.template;
+    let pod_spec = template.spec.clone().ok_or("a Job without a pod spec")?;
+    let container = pod_spec.containers[0].clone();
+
+    let secret_data = |data: Option<BTreeMap<String, k8s_openapi::ByteString>>| {
+        data.unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let mut env = BTreeMap::new();
+    for source in container.env_from.clone().unwrap_or_default() {
+        if let Some(secret) = source.secret_ref {
+            env.extend(secret_data(secrets.get(&secret.name).await?.data));
+        }
+    }
+    for var in container.env.clone().unwrap_or_default() {
+        if let Some(value) = var.value {
+            env.insert(var.name, value);
+        } else if let Some(key) = var.value_from.and_then(|v| v.secret_key_ref) {
+            let data = secret_data(secrets.get(&key.name).await?.data);
+            let value = data
+                .get(&key.key)
+                .ok_or_else(|| format!("Secret {} has no key {}", key.name, key.key))?;
+            env.insert(var.name, value.clone());
+        }
+    }
+    let dir = tempfile::tempdir()?;
+    let message_path = dir.path().join("termination-log");
+    env.insert(
+        "MMO_TERMINATION_MESSAGE_PATH".into(),
+        message_path.display().to_string(),
+    );
+    let started = jiff::Timestamp::now();
+    let clock = Instant::now();
+    let output = tokio::process::Command::new(operator_bin)
+        .args(container.args.clone().unwrap_or_default())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(&env)
+        .kill_on_drop(true)
+        .output()
+        .await?;
+    let finished = jiff::Timestamp::now();
+    let exit_code = output.status.code().unwrap_or(128);
+    let message = std::fs::read_to_string(&message_path).unwrap_or_default();
+
+    // The Pod the Job controller would have made (it needs the namespace's default
+    // ServiceAccount, which no controller-manager makes here), and its status.
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NAMESPACE);
+    let account: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "default"}}))?;
+    match accounts.create(&PostParams::default(), &account).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut labels = template.metadata.and_then(|m| m.labels).unwrap_or_default();
+    labels.insert("batch.kubernetes.io/job-name".into(), name.into());
+    let pod_name = format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..5]);
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {
+            "name": pod_name,
+            "labels": labels,
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": name,
+                "uid": job.metadata.uid.clone().unwrap_or_default(), "controller": true}],
+        },
+        "spec": pod_spec,
+    }))?;
+    pods.create(&PostParams::default(), &pod).await?;
+    let succeeded = exit_code == 0;
+    pods.patch_status(
+        &pod_name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {
+            "phase": if succeeded { "Succeeded" } else { "Failed" },
+            "containerStatuses": [{
+                "name": container.name, "image": container.image, "imageID": "", "ready": false,
+                "restartCount": 0,
+                "state": {"terminated": {
+                    "exitCode": exit_code,
+                    "reason": if succeeded { "Completed" } else { "Error" },
+                    "message": message,
+                    "startedAt": started.to_string(),
+                    "finishedAt": finished.to_string(),
+                }},
+            }],
+        }})),
+    )
+    .await?;
+    // Terminal Job conditions need their precursors: SuccessCriteriaMet before Complete,
+    // FailureTarget before Failed.
+    let now = finished.to_string();
+    let (first, last, reason, text) = if succeeded {
+        (
+            "SuccessCriteriaMet",
+            "Complete",
+            "CompletionsReached",
+            "Reached expected number of succeeded pods".to_owned(),
+        )
+    } else {
+        (
+            "FailureTarget",
+            "Failed",
+            "PodFailurePolicy",
+            format!("Container copy exited with {exit_code}"),
+        )
+    };
+    let conditions: Vec<Value> = [first, last]
+        .iter()
+        .map(|t| {
+            json!({"type": t, "status": "True", "reason": reason, "message": text,
+                        "lastTransitionTime": now, "lastProbeTime": now})
+        })
+        .collect();
+    let mut status = json!({
+        "startTime": started.to_string(), "active": 0, "ready": 0, "terminating": 0,
+        "uncountedTerminatedPods": {}, "conditions": conditions,
+    });
+    if succeeded {
+        status["succeeded"] = json!(1);
+        status["completionTime"] = json!(now);
+    } else {
+        status["failed"] = json!(1);
+    }
+    jobs.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": status})),
+    )
+    .await?;
+    if succeeded {
+        Ok(format!("exit 0, in {:.1} s", clock.elapsed().as_secs_f64()))
+    } else {
+        Err(format!(
+            "the copy exited with {exit_code}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into())
+    }
 }
 
 /// MMO_DEMO_HOLD=1: leave everything running and say how to reach it, until Ctrl-C.
@@ -611,7 +921,7 @@ fn next_steps() {
 What ran where (all on this machine, all stopped now):
   - etcd and kube-apiserver: a real Kubernetes API, without nodes (src/testenv)
   - mux-sim: the Mux API, on the wire, with master URLs it serves itself (src/sim)
-  - MinIO: an S3 server, where archives will land
+  - MinIO: an S3 server, where the archive landed
   - the operator: target/debug/mux-master-operator run, as its Deployment would run it
 
 What to try next:
