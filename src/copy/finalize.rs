@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use http::{HeaderValue, Method};
 use object_store::aws::AmazonS3;
 use object_store::multipart::{MultipartStore, PartId};
@@ -29,6 +29,8 @@ use super::upload::PartWriter;
 const PRESIGN_FOR: Duration = Duration::from_secs(3600);
 /// Attempts at each server-side part copy.
 const PART_COPY_ATTEMPTS: u32 = 4;
+/// Server-side part copies running at once.
+const PART_COPIES_AT_ONCE: usize = 4;
 
 /// What the final object must hold.
 pub struct Verified {
@@ -217,18 +219,20 @@ async fn server_side_copy(
     );
     let http = store_http();
     let result = async {
-        let mut parts = Vec::new();
-        let mut start = 0u64;
-        while start < verified.size {
-            let end = (start + part_size).min(verified.size);
-            let part_number = parts.len() + 1;
-            let etag = tokio::select! {
-                etag = copy_part(s3, &http, to, &id, part_number, &copy_source, start..end) => etag?,
-                _ = cancel.cancelled() => return Err(CopyError::interrupted()),
-            };
-            parts.push(PartId { content_id: etag });
-            start = end;
-        }
+        let ranges: Vec<_> = (0..verified.size)
+            .step_by(part_size as usize)
+            .map(|start| start..(start + part_size).min(verified.size))
+            .collect();
+        // A few ranges at once: the store copies them in parallel; `buffered` keeps the order.
+        let copies = futures::stream::iter(ranges.into_iter().enumerate())
+            .map(|(index, range)| copy_part(s3, &http, to, &id, index + 1, &copy_source, range))
+            .buffered(PART_COPIES_AT_ONCE)
+            .map_ok(|content_id| PartId { content_id })
+            .try_collect::<Vec<_>>();
+        let parts = tokio::select! {
+            parts = copies => parts?,
+            _ = cancel.cancelled() => return Err(CopyError::interrupted()),
+        };
         s3.complete_multipart(to, &id, parts)
             .await
             .map_err(|e| CopyError::store(format!("completing {final_name}"), e))
