@@ -339,6 +339,8 @@ pub fn build_job(obj: &MasterExport, job_name: &str, settings: &CopySettings) ->
         json!({"name": "MMO_DESTINATION", "value": destination.url}),
         json!({"name": "MMO_TERMINATION_MESSAGE_PATH", "value": TERMINATION_MESSAGE_PATH}),
         json!({"name": "LOG_FORMAT", "value": "json"}),
+        // glibc makes an arena per thread by default; two keep the copier's memory flat.
+        json!({"name": "MALLOC_ARENA_MAX", "value": "2"}),
     ];
     if let Some(endpoint) = &destination.endpoint {
         env.push(json!({"name": "MMO_ENDPOINT", "value": endpoint}));
@@ -412,7 +414,8 @@ pub fn build_job(obj: &MasterExport, job_name: &str, settings: &CopySettings) ->
                         },
                         "resources": {
                             "requests": {"cpu": "100m", "memory": "64Mi"},
-                            "limits": {"memory": "256Mi"},
+                            // A CPU limit also bounds the runtime's worker threads.
+                            "limits": {"cpu": "2", "memory": "256Mi"},
                         },
                         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
                     }],
