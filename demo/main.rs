@@ -40,12 +40,25 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 async fn main() -> ExitCode {
     mux_master_operator::tls::install_crypto_provider();
     let started = Instant::now();
+    let hold = std::env::var_os("MMO_DEMO_HOLD").is_some();
+    // Holding, the person decides when it ends (Ctrl-C ends the hold, then the demo cleans up).
+    let deadline = if hold {
+        Duration::from_secs(7 * 24 * 3600)
+    } else {
+        DEADLINE
+    };
+    let interrupted = async {
+        tokio::signal::ctrl_c().await.ok();
+        if hold {
+            std::future::pending::<()>().await;
+        }
+    };
     let outcome = tokio::select! {
-        outcome = tokio::time::timeout(DEADLINE, demo()) => match outcome {
+        outcome = tokio::time::timeout(deadline, demo(hold)) => match outcome {
             Ok(result) => result,
-            Err(_) => Err(format!("the demo did not finish within {DEADLINE:?}").into()),
+            Err(_) => Err(format!("the demo did not finish within {deadline:?}").into()),
         },
-        _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
+        _ = interrupted => Err("interrupted".into()),
     };
     // Everything demo() started has been stopped by now: its values were dropped on the way out.
     match outcome {
@@ -63,7 +76,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn demo() -> Result<()> {
+async fn demo(hold: bool) -> Result<()> {
     println!("mux-master-operator demo: the operator's main job, end to end, on this machine.");
     let bins = Binaries::find()?;
 
@@ -240,8 +253,8 @@ async fn demo() -> Result<()> {
          export costs none until its refresh time)."
     );
 
-    if std::env::var_os("MMO_DEMO_HOLD").is_some() {
-        hold(&cp, &sim, &minio, &operator).await;
+    if hold {
+        hold_until_interrupted(&cp, &sim, &minio, &operator).await;
     }
 
     println!("\nCleaning up: stopping the operator, MinIO, mux-sim and the control plane.");
@@ -899,7 +912,12 @@ async fn run_copy_job(client: &Client, name: &str, operator_bin: &Path) -> Resul
 }
 
 /// MMO_DEMO_HOLD=1: leave everything running and say how to reach it, until Ctrl-C.
-async fn hold(cp: &ControlPlane, sim: &MuxSim, minio: &Minio, operator: &Operator) {
+async fn hold_until_interrupted(
+    cp: &ControlPlane,
+    sim: &MuxSim,
+    minio: &Minio,
+    operator: &Operator,
+) {
     println!(
         "\nMMO_DEMO_HOLD is set: everything keeps running until Ctrl-C. In another terminal:\n  \
          export KUBECONFIG={}\n  .tools/kubectl-{}/kubectl -n {NAMESPACE} get mexp -w\n  \
