@@ -6,8 +6,9 @@
 --   spec.suspend: true                      -> Suspended
 --   no status yet, or an older generation   -> Progressing (the operator has not seen this spec)
 --   Stalled=True                            -> Degraded
+--   Reconciling=True                        -> Progressing
 --   Ready=True                              -> Healthy
---   Reconciling=True, or Ready not True     -> Progressing
+--   otherwise (Ready False or missing)      -> Progressing
 -- Written for Lua 5.1 (Argo CD runs gopher-lua), using only the base and string libraries.
 local hs = {}
 
@@ -58,6 +59,14 @@ if stalled ~= nil and stalled.status == "True" then
   return hs
 end
 
+-- Reconciling before Ready, as kstatus orders them: work in progress is not yet healthy.
+local reconciling = find_condition(status.conditions, "Reconciling")
+if reconciling ~= nil and reconciling.status == "True" then
+  hs.status = "Progressing"
+  hs.message = describe(reconciling)
+  return hs
+end
+
 local ready = find_condition(status.conditions, "Ready")
 if ready ~= nil and ready.status == "True" then
   hs.status = "Healthy"
@@ -65,11 +74,8 @@ if ready ~= nil and ready.status == "True" then
   return hs
 end
 
-local reconciling = find_condition(status.conditions, "Reconciling")
 hs.status = "Progressing"
-if reconciling ~= nil and reconciling.status == "True" then
-  hs.message = describe(reconciling)
-elseif ready ~= nil then
+if ready ~= nil then
   hs.message = describe(ready)
 else
   hs.message = "Waiting for the Ready condition"
