@@ -31,7 +31,7 @@ struct Outcome {
 
 async fn run(webhooks: bool, resources: usize) -> Outcome {
     // Rates above Mux's 5/s so the bench measures latency, not the creation queue; the
-    // operator's limiter is set to the same rate, as it should be.
+    // operator's limiter sits just under mux-sim's, as it should under Mux's.
     let mut sim_args = vec![
         "--master-prepare-delay",
         PREPARE,
@@ -155,6 +155,20 @@ async fn run(webhooks: bool, resources: usize) -> Outcome {
             .count();
     }
     latencies_ms.sort();
+    let api_calls: Vec<u64> = log
+        .iter()
+        .filter(|r| r.route.starts_with("/video/"))
+        .map(|r| r.at_ms)
+        .collect();
+    if let (Some(first), Some(last)) = (api_calls.first(), api_calls.last()) {
+        eprintln!(
+            "  {}: {} Mux API calls ({} answered 429) over {:.1} s",
+            if webhooks { "webhooks" } else { "polling" },
+            api_calls.len(),
+            log.iter().filter(|r| r.status == 429).count(),
+            (last - first) as f64 / 1000.0
+        );
+    }
     Outcome {
         latencies_ms,
         gets_while_preparing,
