@@ -44,9 +44,9 @@ async fn run(webhooks: bool, resources: usize) -> Outcome {
     ];
     let mut op_args = vec![
         "--mux-other-rate",
-        "50",
+        "40",
         "--mux-other-burst",
-        "50",
+        "20",
         "--concurrency",
         "32",
     ];
