@@ -801,15 +801,31 @@ async fn deployment_args(client: &Client, install: &Install, watched: &str) -> V
     for var in container.env.clone().unwrap_or_default() {
         let value = match (&var.value, &var.value_from) {
             (Some(value), _) => value.clone(),
-            (None, Some(from)) => match from.field_ref.as_ref().map(|f| f.field_path.as_str()) {
-                Some("metadata.namespace") => install.namespace.clone(),
-                Some("metadata.name") => format!("{}-7d9f-x1", install.service_account),
+            // What the kubelet resolves: the downward API, and Secret keys (read here as the
+            // admin, as the kubelet reads them with its own identity, not the pod's).
+            (None, Some(from)) => match (&from.field_ref, &from.secret_key_ref) {
+                (Some(field), _) if field.field_path == "metadata.namespace" => {
+                    install.namespace.clone()
+                }
+                (Some(field), _) if field.field_path == "metadata.name" => {
+                    format!("{}-7d9f-x1", install.service_account)
+                }
+                (None, Some(key)) => {
+                    let secret = Api::<Secret>::namespaced(client.clone(), &install.namespace)
+                        .get(&key.name)
+                        .await
+                        .unwrap_or_else(|e| panic!("{}: Secret {}: {e}", var.name, key.name));
+                    let bytes = secret.data.unwrap_or_default()[&key.key].0.clone();
+                    String::from_utf8(bytes).unwrap()
+                }
                 other => panic!("{}: unexpected valueFrom {other:?}", var.name),
             },
             (None, None) => String::new(),
         };
         match var.name.as_str() {
             "WATCH_NAMESPACES" => assert_eq!(value, watched),
+            // The chart's port is the pod's own; here many operators share one machine.
+            "WEBHOOK_ADDR" => args.extend(["--webhook-addr".to_owned(), "127.0.0.1:0".to_owned()]),
             "MUX_BASE_URL" | "METRICS_ADDR" | "LOG_LEVEL" | "LOG_FORMAT" => {}
             name => {
                 let (flag, takes_value) = &flags[name];
@@ -878,14 +894,12 @@ async fn enforce_restricted(client: &Client, namespace: &str) {
         .unwrap();
 }
 
-/// A mux-sim with an asset; in `namespace`, the credentials Secrets (Mux, MinIO) and a
-/// MasterExport archiving the master into MinIO.
-async fn export(client: &Client, namespace: &str) -> Export {
-    let sim = MuxSim::start(
-        env!("CARGO_BIN_EXE_mux-sim"),
-        &["--master-prepare-delay", "300ms"],
-    )
-    .expect("mux-sim starts");
+/// A mux-sim with an asset; in `namespace`, the credentials Secrets (Mux, MinIO). The
+/// MasterExport, archiving the master into MinIO, comes with [`Export::create`].
+async fn export(client: &Client, namespace: &str, sim_args: &[&str]) -> Export {
+    let mut args = vec!["--master-prepare-delay", "300ms"];
+    args.extend_from_slice(sim_args);
+    let sim = MuxSim::start(env!("CARGO_BIN_EXE_mux-sim"), &args).expect("mux-sim starts");
     let minio = Minio::shared().expect("MinIO starts");
     let size = 300_000;
     let asset = SimAdmin::new(sim.url())
@@ -906,33 +920,38 @@ async fn export(client: &Client, namespace: &str) -> Export {
             .await
             .unwrap();
     }
-    let key = format!("{namespace}/keynote.mp4");
-    let object: MasterExport = serde_json::from_value(json!({
-        "apiVersion": "masterexport.io/v1alpha1",
-        "kind": "MasterExport",
-        "metadata": {"name": "keynote"},
-        "spec": {
-            "source": {"assetId": asset.id},
-            "credentialsSecretRef": {"name": "mux"},
-            "destination": {
-                "url": format!("s3://{}/{key}", minio.bucket()),
-                "endpoint": minio.endpoint(),
-                "pathStyle": true,
-                "credentialsSecretRef": {"name": "archive"},
-            },
-        },
-    }))
-    .unwrap();
-    Api::<MasterExport>::namespaced(client.clone(), namespace)
-        .create(&PostParams::default(), &object)
-        .await
-        .unwrap();
     Export {
         sim,
         name: "keynote".into(),
         asset_id: asset.id,
         size,
-        key,
+        key: format!("{namespace}/keynote.mp4"),
+    }
+}
+
+impl Export {
+    async fn create(&self, client: &Client, namespace: &str) {
+        let minio = Minio::shared().expect("MinIO starts");
+        let object: MasterExport = serde_json::from_value(json!({
+            "apiVersion": "masterexport.io/v1alpha1",
+            "kind": "MasterExport",
+            "metadata": {"name": self.name},
+            "spec": {
+                "source": {"assetId": self.asset_id},
+                "credentialsSecretRef": {"name": "mux"},
+                "destination": {
+                    "url": format!("s3://{}/{}", minio.bucket(), self.key),
+                    "endpoint": minio.endpoint(),
+                    "pathStyle": true,
+                    "credentialsSecretRef": {"name": "archive"},
+                },
+            },
+        }))
+        .unwrap();
+        Api::<MasterExport>::namespaced(client.clone(), namespace)
+            .create(&PostParams::default(), &object)
+            .await
+            .unwrap();
     }
 }
 
@@ -1060,12 +1079,13 @@ async fn cluster_mode_install_runs_the_operator_with_enough_rbac() {
 
     let watched = cp.fresh_namespace("chart-media").await.unwrap();
     enforce_restricted(&client, &watched).await;
-    let export = export(&client, &watched).await;
+    let export = export(&client, &watched, &[]).await;
     let kubeconfig = impersonating_kubeconfig(cp, &install.namespace, &install.service_account);
     let args = deployment_args(&client, &install, &watched).await;
     assert!(args.contains(&"--leader-elect".to_owned()), "{args:?}");
     let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let operator = Operator::start(&kubeconfig, export.sim.url(), &watched, &arg_refs);
+    export.create(&client, &watched).await;
     becomes_ready_and_copied(&client, &watched, &export, &operator).await;
 
     // It leads through the Lease in the release namespace.
@@ -1113,14 +1133,36 @@ async fn namespaced_mode_install_is_enough_there_and_refused_elsewhere() {
     let watched = cp.fresh_namespace("chart-media").await.unwrap();
     let elsewhere = cp.fresh_namespace("chart-other").await.unwrap();
     enforce_restricted(&client, &watched).await;
-    let install = helm_install(cp, &client, &namespaced_values(&[&watched])).await;
+    // Webhooks on, their signing secret in a Secret of the release namespace.
+    let values = merge(
+        namespaced_values(&[&watched]),
+        json!({"webhooks": {"enabled": true, "signingSecretRef": {"name": "mux-webhooks"}}}),
+    );
+    let install = helm_install(cp, &client, &values).await;
+    let signing: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "mux-webhooks"}, "stringData": {"signingSecrets": "whsec-old,whsec-chart"},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), &install.namespace)
+        .create(&PostParams::default(), &signing)
+        .await
+        .unwrap();
 
-    let export = export(&client, &watched).await;
+    let export = export(&client, &watched, &["--webhook-secret", "whsec-chart"]).await;
     let kubeconfig = impersonating_kubeconfig(cp, &install.namespace, &install.service_account);
     let args = deployment_args(&client, &install, &watched).await;
     let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let operator = Operator::start(&kubeconfig, export.sim.url(), &watched, &arg_refs);
+    // Mux (mux-sim) delivers its webhooks to the endpoint the chart turned on, signed with the
+    // secret the chart's Secret holds: with webhooks on, they are what wakes the operator.
+    let hook = operator.webhook_addr().await;
+    SimAdmin::new(export.sim.url())
+        .configure(json!({"webhook_urls": [format!("http://{hook}/webhooks/mux")]}))
+        .await
+        .unwrap();
+    export.create(&client, &watched).await;
     becomes_ready_and_copied(&client, &watched, &export, &operator).await;
+    webhooks_verify_with_the_charts_secret(&operator).await;
 
     // A Secret in a namespace it does not watch: the operator's identity cannot touch it.
     let secret: Secret = serde_json::from_value(json!({
@@ -1191,6 +1233,41 @@ async fn namespaced_mode_install_is_enough_there_and_refused_elsewhere() {
         .expect("creating a Job where it works");
     drop(operator);
     uninstall(cp, &install);
+}
+
+/// The webhook endpoint the chart turned on verifies signatures with the secrets from the
+/// chart's Secret (both, while rotating), and refuses others.
+async fn webhooks_verify_with_the_charts_secret(operator: &Operator) {
+    use hmac::{Hmac, Mac};
+    let url = format!("http://{}/webhooks/mux", operator.webhook_addr().await);
+    let body = r#"{"type":"video.asset.ready","object":{"type":"asset","id":"a1"},"id":"e1","data":{"id":"a1","status":"ready"},"created_at":"2026-11-21T00:00:00Z","attempts":[]}"#;
+    let sign = |secret: &str| {
+        let t = jiff::Timestamp::now().as_second();
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("{t}.{body}").as_bytes());
+        format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+    };
+    let http = reqwest::Client::new();
+    for (secret, accepted) in [
+        ("whsec-chart", true),
+        ("whsec-old", true),
+        ("whsec-other", false),
+    ] {
+        let status = http
+            .post(&url)
+            .header("Mux-Signature", sign(secret))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(
+            status.is_success(),
+            accepted,
+            "signed with {secret}: {status}"
+        );
+    }
 }
 
 /// `helm uninstall` removes what it installed (cluster-scoped roles included); the CRD stays,
