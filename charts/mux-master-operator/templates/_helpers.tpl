@@ -90,8 +90,8 @@ The operator's permissions on the namespaces it reconciles: what the controller 
   No create and no delete: people and GitOps own them.
 - masterexports/finalizers: so that the URL Secret's ownerReference may block its owner's
   deletion where the OwnerReferencesPermissionEnforcement admission plugin runs (OpenShift).
-- Secrets: reads the credentials Secret; server-side-applies the URL Secret (create, patch).
-  No delete: the URL Secret goes with its owner, through garbage collection.
+- Secrets: reads the credentials Secret (get); server-side-applies the URL Secret (create, patch).
+  No list or watch, no delete: the URL Secret goes with its owner, through garbage collection.
 - Events: the event recorder creates them and patches a series' count, in events.k8s.io; the core
   group too, for tools and clusters that read those.
 - Jobs: the copy Jobs it creates, watches and deletes (an unfinished one, when a newer copy
@@ -101,16 +101,16 @@ The operator's permissions on the namespaces it reconciles: what the controller 
 {{- define "mmo.namespacedRules" -}}
 - apiGroups: [masterexport.io]
   resources: [masterexports]
-  verbs: [get, list, watch, patch, update]
+  verbs: [get, list, watch, patch]
 - apiGroups: [masterexport.io]
   resources: [masterexports/status]
-  verbs: [get, patch, update]
+  verbs: [patch]
 - apiGroups: [masterexport.io]
   resources: [masterexports/finalizers]
   verbs: [update]
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, list, watch, create, patch, update]
+  verbs: [get, create, patch]
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
