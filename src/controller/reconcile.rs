@@ -838,3 +838,98 @@ async fn cleanup(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error>
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_maps_to_a_reason_and_whether_a_person_must_act() {
+        let cases: Vec<(Error, &str, bool)> = vec![
+            (
+                Error::CredentialsMissing("media/mux".into()),
+                "CredentialsSecretNotFound",
+                true,
+            ),
+            (
+                Error::CredentialsInvalid {
+                    secret: "media/mux".into(),
+                    key: TOKEN_ID_KEY,
+                },
+                "CredentialsSecretInvalid",
+                true,
+            ),
+            (
+                Error::Mux(MuxError::Credentials {
+                    status: 401,
+                    message: "no".into(),
+                    request_id: "r".into(),
+                }),
+                "MuxCredentialsRejected",
+                true,
+            ),
+            (
+                Error::SourceNotFound {
+                    what: "asset",
+                    id: "a".into(),
+                },
+                "AssetNotFound",
+                true,
+            ),
+            (
+                Error::SourceNotFound {
+                    what: "live stream",
+                    id: "l".into(),
+                },
+                "LiveStreamNotFound",
+                true,
+            ),
+            (
+                Error::Mux(MuxError::BadRequest {
+                    status: 400,
+                    kind: "invalid_parameters".into(),
+                    message: "m".into(),
+                    request_id: "r".into(),
+                }),
+                "MuxRejectedRequest",
+                true,
+            ),
+            (
+                Error::Mux(MuxError::RateLimited {
+                    attempts: 21,
+                    retry_after: None,
+                }),
+                "MuxRateLimited",
+                false,
+            ),
+            (
+                Error::Mux(MuxError::Unavailable {
+                    message: "503".into(),
+                    attempts: 5,
+                }),
+                "MuxUnavailable",
+                false,
+            ),
+            (
+                Error::Mux(MuxError::Decode {
+                    message: "eof".into(),
+                    request_id: "r".into(),
+                }),
+                "MuxBadResponse",
+                false,
+            ),
+        ];
+        for (error, reason, stalled) in cases {
+            assert_eq!(error.reason(), (reason, stalled), "{error}");
+        }
+    }
+
+    #[test]
+    fn error_messages_say_what_to_do() {
+        let missing = Error::CredentialsMissing("media/mux".into()).to_string();
+        assert!(
+            missing.contains("tokenId") && missing.contains("media/mux"),
+            "{missing}"
+        );
+    }
+}
