@@ -538,16 +538,8 @@ fn cluster_mode_grants_what_the_operator_does_and_nothing_more() {
     let objects = render(&json!({}));
     let grants = grants(&objects, "mmo-mux-master-operator");
     let expected: BTreeSet<_> = [
-        (
-            "masterexport.io",
-            "masterexports",
-            "get list watch patch",
-        ),
-        (
-            "masterexport.io",
-            "masterexports/status",
-            "patch",
-        ),
+        ("masterexport.io", "masterexports", "get list watch patch"),
+        ("masterexport.io", "masterexports/status", "patch"),
         ("masterexport.io", "masterexports/finalizers", "update"),
         ("", "secrets", "get create patch"),
         ("events.k8s.io", "events", "create patch"),
