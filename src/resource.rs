@@ -136,9 +136,11 @@ pub struct UrlSecret {
 /// An object store location for the archived master.
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!self.url.startsWith('file://') || has(self.volume)").message("a file:// destination needs destination.volume: the PersistentVolumeClaim the copy Job writes to"))]
+#[x_kube(validation = Rule::new("!has(self.volume) || self.url.startsWith('file://' + self.volume.mountPath + '/')").message("the file:// path must be under destination.volume.mountPath"))]
 pub struct Destination {
     /// `s3://bucket/key`, `gs://bucket/key`, `az://container/key` or `file:///path`.
-    #[schemars(regex(pattern = r"^(s3|gs|az)://[^/]+/.+|^file:///.+"))]
+    #[schemars(regex(pattern = r"^(s3|gs|az)://[^/]+/.+|^file:///.+"), length(max = 2048))]
     pub url: String,
     /// An S3-compatible endpoint (MinIO, Ceph, R2), e.g. `http://minio.storage:9000`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -155,6 +157,19 @@ pub struct Destination {
     /// Replace an existing, different object at the destination.
     #[serde(default)]
     pub overwrite: bool,
+    /// For `file://`: the PersistentVolumeClaim mounted into the copy Job at `mountPath`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<DestinationVolume>,
+}
+
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DestinationVolume {
+    #[schemars(length(min = 1, max = 253))]
+    pub claim_name: String,
+    /// An absolute path, e.g. `/archive`; the destination's path lies below it.
+    #[schemars(regex(pattern = r"^/.*[^/]$"), length(max = 1024))]
+    pub mount_path: String,
 }
 
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]

@@ -213,3 +213,102 @@ async fn an_expired_url_during_the_copy_leads_to_a_fresh_url_and_a_new_run() {
         size
     );
 }
+
+#[tokio::test]
+async fn a_file_destination_writes_to_the_claimed_volume() {
+    let world = World::new("copy-file", &["--master-prepare-delay", "200ms"], &[]).await;
+    let asset = world
+        .admin
+        .seed_asset(json!({"size": 300_000}))
+        .await
+        .unwrap();
+    // No kubelet mounts the claim here: the local folder stands for the mounted volume.
+    let volume = tempfile::tempdir().unwrap();
+    let mount = volume.path().display().to_string();
+    let target = format!("{mount}/media/keynote.mp4");
+    world
+        .create(
+            "to-file",
+            json!({
+                "source": {"assetId": asset.id},
+                "credentialsSecretRef": {"name": "mux"},
+                "destination": {
+                    "url": format!("file://{target}"),
+                    "volume": {"claimName": "archive", "mountPath": mount},
+                },
+            }),
+        )
+        .await
+        .unwrap();
+    let copying = world
+        .wait("to-file", "Copying", |o| phase(o) == Some(Phase::Copying))
+        .await;
+    let job_name = job_of(&copying).unwrap();
+    let jobs: Api<Job> = Api::namespaced(world.client.clone(), &world.namespace);
+    let pod = jobs
+        .get(&job_name)
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap();
+    let claim = pod
+        .volumes
+        .unwrap()
+        .into_iter()
+        .find_map(|v| v.persistent_volume_claim)
+        .expect("the claim is mounted");
+    assert_eq!(claim.claim_name, "archive");
+    assert!(
+        pod.containers[0]
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|m| m.mount_path == mount)
+    );
+
+    std::fs::create_dir_all(format!("{mount}/media")).unwrap();
+    let run = kubelet::run_job(&world.client, &world.namespace, &job_name).await;
+    assert_eq!(run.exit_code, 0, "{}", run.stderr);
+    let copied = world
+        .wait("to-file", "Copied", |o| phase(o) == Some(Phase::Copied))
+        .await;
+    let seed = world.admin.inspect(&asset.id).await.unwrap()["seed"]
+        .as_u64()
+        .unwrap();
+    let written = std::fs::read(&target).unwrap();
+    use sha2::Digest;
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(&written)),
+        content::sha256_hex(seed, 300_000)
+    );
+    assert_eq!(copied.status.unwrap().copy.unwrap().size, Some(300_000));
+}
+
+#[tokio::test]
+async fn a_file_destination_without_a_volume_is_refused() {
+    let world = World::new("copy-file-bad", &[], &[]).await;
+    let cases = [
+        (
+            json!({"url": "file:///archive/k.mp4"}),
+            "needs destination.volume",
+        ),
+        (
+            json!({"url": "file:///elsewhere/k.mp4", "volume": {"claimName": "a", "mountPath": "/archive"}}),
+            "must be under destination.volume.mountPath",
+        ),
+    ];
+    for (i, (destination, expected)) in cases.into_iter().enumerate() {
+        let err = world
+            .create_raw(
+                &format!("bad-{i}"),
+                json!({"source": {"assetId": "a1"}, "credentialsSecretRef": {"name": "mux"}, "destination": destination}),
+            )
+            .await
+            .expect_err("refused");
+        assert!(err.to_string().contains(expected), "{err}");
+    }
+}

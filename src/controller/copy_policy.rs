@@ -354,6 +354,15 @@ pub fn build_job(obj: &MasterExport, job_name: &str, settings: &CopySettings) ->
     if destination.overwrite {
         env.push(json!({"name": "MMO_OVERWRITE", "value": "true"}));
     }
+    // A file:// destination writes to the claimed volume.
+    let mut volumes = vec![json!({"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}})];
+    let mut mounts = vec![json!({"name": "tmp", "mountPath": "/tmp"})];
+    if let Some(volume) = &destination.volume {
+        volumes.push(
+            json!({"name": "archive", "persistentVolumeClaim": {"claimName": volume.claim_name}}),
+        );
+        mounts.push(json!({"name": "archive", "mountPath": volume.mount_path}));
+    }
     let env_from: Vec<serde_json::Value> = destination
         .credentials_secret_ref
         .iter()
@@ -396,6 +405,8 @@ pub fn build_job(obj: &MasterExport, job_name: &str, settings: &CopySettings) ->
                         "runAsNonRoot": true,
                         "runAsUser": 65532,
                         "runAsGroup": 65532,
+                        // So the copy may write to a claimed volume as its non-root user.
+                        "fsGroup": 65532,
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
                     "containers": [{
@@ -417,9 +428,9 @@ pub fn build_job(obj: &MasterExport, job_name: &str, settings: &CopySettings) ->
                             // A CPU limit also bounds the runtime's worker threads.
                             "limits": {"cpu": "2", "memory": "256Mi"},
                         },
-                        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                        "volumeMounts": mounts,
                     }],
-                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+                    "volumes": volumes,
                 },
             },
         },
