@@ -140,7 +140,10 @@ pub struct UrlSecret {
 #[x_kube(validation = Rule::new("!has(self.volume) || self.url.startsWith('file://' + self.volume.mountPath + '/')").message("the file:// path must be under destination.volume.mountPath"))]
 pub struct Destination {
     /// `s3://bucket/key`, `gs://bucket/key`, `az://container/key` or `file:///path`.
-    #[schemars(regex(pattern = r"^(s3|gs|az)://[^/]+/.+|^file:///.+"), length(max = 2048))]
+    #[schemars(
+        regex(pattern = r"^(s3|gs|az)://[^/]+/.+|^file:///.+"),
+        length(max = 2048)
+    )]
     pub url: String,
     /// An S3-compatible endpoint (MinIO, Ceph, R2), e.g. `http://minio.storage:9000`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
