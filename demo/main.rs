@@ -756,158 +756,16 @@ async fn archive(
     Ok(())
 }
 
-/// What a kubelet and the Job controller would do for copy Job `name` (tests/support/kubelet.rs
-/// does the same for the tests): run its one container's command as a local process with the
-/// environment the pod template gives (env values and Secret keys, envFrom Secrets), then record
-/// a Pod with the container's termination message (the copier's report, which the operator
-/// reads) and the Job's terminal conditions. Returns what the copy said.
+/// What a kubelet and the Job controller would do for copy Job `name`: `testenv::kubelet`
+/// runs its container's command as a local process with the pod template's environment and
+/// records the Pod and the Job's status. Returns what the copy said.
 async fn run_copy_job(client: &Client, name: &str, operator_bin: &Path) -> Result<String> {
-    use k8s_openapi::api::batch::v1::Job;
-    use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
-    use kube::api::{Patch, PatchParams, PostParams};
-
-    let jobs: Api<Job> = Api::namespaced(client.clone(), NAMESPACE);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
-    let job = jobs.get(name).await?;
-    let template = job.spec.clone().ok_or("a Job without spec")?.template;
-    let pod_spec = template.spec.clone().ok_or("a Job without a pod spec")?;
-    let container = pod_spec.containers[0].clone();
-
-    let secret_data = |data: Option<BTreeMap<String, k8s_openapi::ByteString>>| {
-        data.unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-            .collect::<BTreeMap<_, _>>()
-    };
-    let mut env = BTreeMap::new();
-    for source in container.env_from.clone().unwrap_or_default() {
-        if let Some(secret) = source.secret_ref {
-            env.extend(secret_data(secrets.get(&secret.name).await?.data));
-        }
-    }
-    for var in container.env.clone().unwrap_or_default() {
-        if let Some(value) = var.value {
-            env.insert(var.name, value);
-        } else if let Some(key) = var.value_from.and_then(|v| v.secret_key_ref) {
-            let data = secret_data(secrets.get(&key.name).await?.data);
-            let value = data
-                .get(&key.key)
-                .ok_or_else(|| format!("Secret {} has no key {}", key.name, key.key))?;
-            env.insert(var.name, value.clone());
-        }
-    }
-    let dir = tempfile::tempdir()?;
-    let message_path = dir.path().join("termination-log");
-    env.insert(
-        "MMO_TERMINATION_MESSAGE_PATH".into(),
-        message_path.display().to_string(),
-    );
-    let started = jiff::Timestamp::now();
-    let clock = Instant::now();
-    let output = tokio::process::Command::new(operator_bin)
-        .args(container.args.clone().unwrap_or_default())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(&env)
-        .kill_on_drop(true)
-        .output()
+    let run = mux_master_operator::testenv::kubelet::run_job(client, NAMESPACE, name, operator_bin)
         .await?;
-    let finished = jiff::Timestamp::now();
-    let exit_code = output.status.code().unwrap_or(128);
-    let message = std::fs::read_to_string(&message_path).unwrap_or_default();
-
-    // The Pod the Job controller would have made (it needs the namespace's default
-    // ServiceAccount, which no controller-manager makes here), and its status.
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NAMESPACE);
-    let account: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "default"}}))?;
-    match accounts.create(&PostParams::default(), &account).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(e)) if e.code == 409 => {}
-        Err(e) => return Err(e.into()),
-    }
-    let mut labels = template.metadata.and_then(|m| m.labels).unwrap_or_default();
-    labels.insert("batch.kubernetes.io/job-name".into(), name.into());
-    let pod_name = format!("{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..5]);
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {
-            "name": pod_name,
-            "labels": labels,
-            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": name,
-                "uid": job.metadata.uid.clone().unwrap_or_default(), "controller": true}],
-        },
-        "spec": pod_spec,
-    }))?;
-    pods.create(&PostParams::default(), &pod).await?;
-    let succeeded = exit_code == 0;
-    pods.patch_status(
-        &pod_name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"status": {
-            "phase": if succeeded { "Succeeded" } else { "Failed" },
-            "containerStatuses": [{
-                "name": container.name, "image": container.image, "imageID": "", "ready": false,
-                "restartCount": 0,
-                "state": {"terminated": {
-                    "exitCode": exit_code,
-                    "reason": if succeeded { "Completed" } else { "Error" },
-                    "message": message,
-                    "startedAt": started.to_string(),
-                    "finishedAt": finished.to_string(),
-                }},
-            }],
-        }})),
-    )
-    .await?;
-    // Terminal Job conditions need their precursors: SuccessCriteriaMet before Complete,
-    // FailureTarget before Failed.
-    let now = finished.to_string();
-    let (first, last, reason, text) = if succeeded {
-        (
-            "SuccessCriteriaMet",
-            "Complete",
-            "CompletionsReached",
-            "Reached expected number of succeeded pods".to_owned(),
-        )
+    if run.exit_code == 0 {
+        Ok(format!("exit 0, in {:.1} s", run.elapsed.as_secs_f64()))
     } else {
-        (
-            "FailureTarget",
-            "Failed",
-            "PodFailurePolicy",
-            format!("Container copy exited with {exit_code}"),
-        )
-    };
-    let conditions: Vec<Value> = [first, last]
-        .iter()
-        .map(|t| {
-            json!({"type": t, "status": "True", "reason": reason, "message": text,
-                        "lastTransitionTime": now, "lastProbeTime": now})
-        })
-        .collect();
-    let mut status = json!({
-        "startTime": started.to_string(), "active": 0, "ready": 0, "terminating": 0,
-        "uncountedTerminatedPods": {}, "conditions": conditions,
-    });
-    if succeeded {
-        status["succeeded"] = json!(1);
-        status["completionTime"] = json!(now);
-    } else {
-        status["failed"] = json!(1);
-    }
-    jobs.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"status": status})),
-    )
-    .await?;
-    if succeeded {
-        Ok(format!("exit 0, in {:.1} s", clock.elapsed().as_secs_f64()))
-    } else {
-        Err(format!(
-            "the copy exited with {exit_code}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-        .into())
+        Err(format!("the copy exited with {}: {}", run.exit_code, run.stderr).into())
     }
 }
 

@@ -20,6 +20,7 @@
 mod controlplane;
 mod credentials;
 mod error;
+pub mod kubelet;
 mod minio;
 mod muxsim;
 mod process;
