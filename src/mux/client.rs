@@ -165,14 +165,6 @@ impl MuxClients {
             observer: self.observer.clone(),
         }
     }
-
-    /// Forgets the limiters of tokens no longer in use, so memory follows the live set.
-    pub fn retain_tokens(&self, keep: impl Fn(&str) -> bool) {
-        self.limiters
-            .lock()
-            .expect("limiter registry lock")
-            .retain(|token, limiter| keep(token) || Arc::strong_count(limiter) > 1);
-    }
 }
 
 /// A Mux API client for one token. Cheap to clone.

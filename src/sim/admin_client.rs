@@ -48,10 +48,6 @@ impl SimAdmin {
         }
     }
 
-    pub fn base_url(&self) -> &str {
-        &self.base
-    }
-
     async fn send<T: serde::de::DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,

@@ -646,10 +646,6 @@ impl World {
             .ok_or_else(|| Refusal::NotFound(format!("asset {id} not found")))
     }
 
-    pub fn asset(&self, id: &str) -> Option<&SimAsset> {
-        self.assets.get(id)
-    }
-
     /// The asset as the API shows it.
     pub fn view(&self, id: &str, _now: Instant, _sw: &Switches) -> Option<Asset> {
         let a = self.assets.get(id)?;
