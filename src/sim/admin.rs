@@ -75,14 +75,14 @@ async fn inspect_asset(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> R
 }
 
 async fn delete_asset(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> Response {
-    match sim.with_world(|w, now, sw| split(w.delete_asset(&id, now, sw).map(|e| ((), e)))) {
+    match sim.with_world(|w, _, _| split(w.delete_asset(&id).map(|e| ((), e)))) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(r) => refused(r),
     }
 }
 
 async fn error_asset(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> Response {
-    match sim.with_world(|w, now, sw| split(w.error_asset(&id, now, sw).map(|e| ((), e)))) {
+    match sim.with_world(|w, _, _| split(w.error_asset(&id).map(|e| ((), e)))) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(r) => refused(r),
     }

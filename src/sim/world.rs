@@ -198,12 +198,12 @@ impl World {
             errors: None,
         };
         self.insert(asset);
-        let mut events = vec![self.asset_event("video.asset.created", &id, now, sw)];
+        let mut events = vec![self.asset_event("video.asset.created", &id)];
         if seed.master_access == Some(MasterAccess::Temporary) {
             events.extend(self.request_master(&id, now, sw));
         }
         events.extend(self.advance(now, sw));
-        Ok((self.view(&id, now, sw).expect("just inserted"), events))
+        Ok((self.view(&id).expect("just inserted"), events))
     }
 
     /// `POST /video/v1/assets`: a new asset that becomes ready after the asset delay.
@@ -238,12 +238,7 @@ impl World {
         self.assets.insert(asset.id.clone(), asset);
     }
 
-    pub fn error_asset(
-        &mut self,
-        id: &str,
-        now: Instant,
-        sw: &Switches,
-    ) -> Result<Vec<Event>, Refusal> {
+    pub fn error_asset(&mut self, id: &str) -> Result<Vec<Event>, Refusal> {
         let asset = self.asset_mut(id)?;
         asset.status = AssetStatus::Errored;
         asset.ready_at = None;
@@ -256,16 +251,11 @@ impl World {
         {
             master.status = MasterStatus::Errored;
         }
-        Ok(vec![self.asset_event("video.asset.errored", id, now, sw)])
+        Ok(vec![self.asset_event("video.asset.errored", id)])
     }
 
-    pub fn delete_asset(
-        &mut self,
-        id: &str,
-        now: Instant,
-        sw: &Switches,
-    ) -> Result<Vec<Event>, Refusal> {
-        let event = self.asset_event("video.asset.deleted", id, now, sw);
+    pub fn delete_asset(&mut self, id: &str) -> Result<Vec<Event>, Refusal> {
+        let event = self.asset_event("video.asset.deleted", id);
         self.assets
             .remove(id)
             .ok_or_else(|| Refusal::NotFound(format!("asset {id} not found")))?;
@@ -343,7 +333,7 @@ impl World {
         stream.status = LiveStreamStatus::Active;
         stream.active_asset_id = Some(asset_id.clone());
         let mut events = vec![
-            self.asset_event("video.asset.created", &asset_id, now, sw),
+            self.asset_event("video.asset.created", &asset_id),
             self.live_stream_event("video.live_stream.active", id),
         ];
         if access == Some(MasterAccess::Temporary) {
@@ -402,7 +392,7 @@ impl World {
                 asset.access = MasterAccess::None;
                 asset.grants.clear();
                 if had_master {
-                    events.push(self.asset_event("video.asset.master.deleted", id, now, sw));
+                    events.push(self.asset_event("video.asset.master.deleted", id));
                 }
             }
             MasterAccess::Unknown => {
@@ -411,7 +401,7 @@ impl World {
                 ));
             }
         }
-        Ok((self.view(id, now, sw).expect("exists"), events))
+        Ok((self.view(id).expect("exists"), events))
     }
 
     /// Turns master access on, or (per the switches) renews a ready master.
@@ -430,11 +420,11 @@ impl World {
         match &mut asset.master {
             None => {
                 asset.master = Some(fresh);
-                vec![self.asset_event("video.asset.master.preparing", id, now, sw)]
+                vec![self.asset_event("video.asset.master.preparing", id)]
             }
             Some(m) if m.status == MasterStatus::Errored => {
                 *m = fresh;
-                vec![self.asset_event("video.asset.master.preparing", id, now, sw)]
+                vec![self.asset_event("video.asset.master.preparing", id)]
             }
             Some(m) if m.status == MasterStatus::Ready && sw.renew_on_repeat => {
                 m.requested_at = now;
@@ -443,7 +433,7 @@ impl World {
                 m.skid = Some(skid.clone());
                 m.expires_at = Some(expires_at);
                 asset.grants.push(Grant { skid, expires_at });
-                vec![self.asset_event("video.asset.master.ready", id, now, sw)]
+                vec![self.asset_event("video.asset.master.ready", id)]
             }
             // Preparing, or ready without renewal: nothing changes.
             Some(_) => Vec::new(),
@@ -458,7 +448,7 @@ impl World {
     ) -> Result<(Asset, Vec<Event>), Refusal> {
         let events = self.advance(now, sw);
         let asset = self
-            .view(id, now, sw)
+            .view(id)
             .ok_or_else(|| Refusal::NotFound(format!("asset {id} not found")))?;
         Ok((asset, events))
     }
@@ -481,7 +471,7 @@ impl World {
             (None, None) => 0,
         };
         let ids: Vec<&String> = self.order.iter().rev().skip(start).take(limit).collect();
-        let assets = ids.iter().filter_map(|id| self.view(id, now, sw)).collect();
+        let assets = ids.iter().filter_map(|id| self.view(id)).collect();
         let next = (start + limit < self.order.len()).then(|| encode_cursor(start + limit));
         Ok((assets, next, events))
     }
@@ -612,7 +602,7 @@ impl World {
         }
         fired
             .into_iter()
-            .map(|(kind, id)| self.asset_event(kind, &id, now, sw))
+            .map(|(kind, id)| self.asset_event(kind, &id))
             .collect()
     }
 
@@ -647,7 +637,7 @@ impl World {
     }
 
     /// The asset as the API shows it.
-    pub fn view(&self, id: &str, _now: Instant, _sw: &Switches) -> Option<Asset> {
+    pub fn view(&self, id: &str) -> Option<Asset> {
         let a = self.assets.get(id)?;
         let master = a.master.as_ref().map(|m| Master {
             status: m.status,
@@ -685,7 +675,7 @@ impl World {
         let asset = self.assets.get(id)?;
         let master_ready = asset.master.as_ref().and_then(|m| m.ready_at);
         Some(json!({
-            "asset": self.view(id, now, sw),
+            "asset": self.view(id),
             "size": asset.size,
             "seed": asset.seed,
             "current_length": self.current_length(asset, now, sw),
@@ -697,9 +687,9 @@ impl World {
         }))
     }
 
-    fn asset_event(&self, kind: &'static str, id: &str, now: Instant, sw: &Switches) -> Event {
+    fn asset_event(&self, kind: &'static str, id: &str) -> Event {
         let data = self
-            .view(id, now, sw)
+            .view(id)
             .map(|a| serde_json::to_value(a).unwrap_or(Value::Null))
             .unwrap_or_else(|| json!({"id": id}));
         Event {
@@ -764,12 +754,12 @@ mod tests {
 
         let events = world.advance(t0 + Duration::from_secs(2), &sw);
         assert_eq!(events[0].kind, "video.asset.master.ready");
-        let ready = world.view(&asset.id, t0, &sw).unwrap();
+        let ready = world.view(&asset.id).unwrap();
         assert!(ready.master_url().is_some());
 
         // The window counts from the request: at 60 s the URL is gone.
         world.advance(t0 + Duration::from_secs(60), &sw);
-        let expired = world.view(&asset.id, t0, &sw).unwrap();
+        let expired = world.view(&asset.id).unwrap();
         assert_eq!(
             (expired.master_access, expired.master),
             (MasterAccess::None, None)
@@ -793,7 +783,7 @@ mod tests {
             .unwrap();
         world.advance(t0 + Duration::from_secs(3), &sw);
         let first = world
-            .view(&asset.id, t0, &sw)
+            .view(&asset.id)
             .unwrap()
             .master_url()
             .cloned()
