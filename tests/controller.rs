@@ -460,3 +460,61 @@ async fn the_operator_serves_metrics_and_health() {
     }
     assert!(!text.contains("signature="), "no URL in metrics");
 }
+
+#[tokio::test]
+async fn a_restart_costs_no_mux_call_for_fresh_exports() {
+    let mut world = World::new("warm-restart", &["--master-prepare-delay", "200ms"], &[]).await;
+    let mut names = Vec::new();
+    for i in 0..5 {
+        let asset = world.admin.seed_asset(json!({"size": 1000})).await.unwrap();
+        let name = format!("warm-{i}");
+        world.create(&name, asset_spec(&asset.id)).await.unwrap();
+        names.push(name);
+    }
+    for name in &names {
+        world.wait(name, "Ready", is_ready).await;
+    }
+    world.operator.as_mut().unwrap().kill();
+    reqwest::Client::new()
+        .delete(format!("{}/_sim/stats", world.sim.url()))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    world.start_operator();
+
+    // Wait until the new operator has reconciled all five (its own count says so)...
+    let addr = world.operator.as_ref().unwrap().metrics_addr().await;
+    eventually(
+        support::TIMEOUT,
+        "five reconciles after the restart",
+        || async {
+            let text = reqwest::get(format!("http://{addr}/metrics"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            let count = text
+                .lines()
+                .find(|l| {
+                    l.starts_with("mux_master_operator_reconciles_total{result=\"success\"}")
+                })?
+                .rsplit(' ')
+                .next()?
+                .parse::<f64>()
+                .ok()?;
+            (count >= 5.0).then_some(())
+        },
+    )
+    .await;
+    // ...and Mux was not asked anything: their status said fresh until the refresh time.
+    let stats = world.admin.stats().await.unwrap();
+    let mux_calls: u64 = stats
+        .iter()
+        .filter(|r| r.route.starts_with("/video/"))
+        .map(|r| r.count)
+        .sum();
+    assert_eq!(mux_calls, 0, "{stats:?}");
+}
