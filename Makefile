@@ -31,6 +31,7 @@ unit: ## the unit tests only (no external process)
 bench: tools ## benchmarks: figures, ratios against a named peer, and how to reproduce them
 	$(CARGO) bench --locked --bench copy
 	$(CARGO) bench --locked --bench webhook_latency
+	$(CARGO) bench --locked --bench scale
 
 demo: tools ## the operator's main job, end to end, on a local control plane
 	$(CARGO) build --locked --bins --example demo

@@ -140,6 +140,10 @@ pub enum Error {
     SourceNotFound { what: &'static str, id: String },
     #[error("the resource has no namespace")]
     NoNamespace,
+    #[error(
+        "the published URL expired while the reconcile waited for Mux (its rate limit is saturated); it is withdrawn, and a fresh one follows"
+    )]
+    ExpiredWhileWaiting,
     #[error("finalizer: {0}")]
     Finalizer(String),
 }
@@ -157,6 +161,7 @@ impl Error {
             Error::CredentialsInvalid { .. } => ("CredentialsSecretInvalid", true),
             Error::SourceNotFound { what: "asset", .. } => ("AssetNotFound", true),
             Error::SourceNotFound { .. } => ("LiveStreamNotFound", true),
+            Error::ExpiredWhileWaiting => ("MuxRateLimited", false),
             Error::NoNamespace | Error::Finalizer(_) => ("InternalError", false),
         }
     }
@@ -227,6 +232,16 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
 
     // What the URL Secret holds now (it is written before the status that records it).
     let mut in_secret = published_url(&previous);
+    // A URL already past its expiry (the reconcile came late) goes before anything else.
+    let mut previous = previous;
+    if policy::drop_expired_url(&mut previous, now) {
+        sync_url_secret(&obj, ctx, &previous, &mut in_secret).await?;
+        let summary = Summary::progressing(
+            "UrlExpired",
+            "the URL expired before it could be refreshed; fetching a fresh one",
+        );
+        write_status(&obj, ctx, &previous, &summary).await?;
+    }
     // The access wanted now: `none` once a verified copy exists, if afterCopy says so.
     let mut spec = obj.spec.clone();
     spec.access = policy::effective_access(&obj.spec, &previous);
@@ -318,7 +333,7 @@ async fn converge(
             ));
         }
     };
-    let mut asset = get_asset(&mux, &asset_id).await?;
+    let mut asset = before_expiry(&status, get_asset(&mux, &asset_id)).await?;
     let spread_seed = spread_seed(obj);
     // Each call changes what Mux shows; a handful of steps covers the longest path
     // (renew → same URL → none → temporary).
@@ -342,7 +357,7 @@ async fn converge(
         sync_url_secret(obj, ctx, &intent, in_secret).await?;
         write_status(obj, ctx, &intent, &decision.summary).await?;
         tracing::info!(name = %obj.name_any(), asset = %asset_id, ?operation, access = access.as_str(), "changing master access");
-        asset = put_access(&mux, &asset_id, access).await?;
+        asset = before_expiry(&intent, put_access(&mux, &asset_id, access)).await?;
         if operation == Operation::Revoke {
             publish(
                 obj,
@@ -472,6 +487,22 @@ async fn copy_step(
         summary = Summary::progressing(&condition.reason, condition.message);
     }
     Ok((status, summary, requeue))
+}
+
+/// Runs a Mux call, but gives up when the URL the status publishes expires first (a saturated
+/// rate limit can queue a call for long): the error path then withdraws the URL, so an
+/// expired URL is never left published while we wait.
+async fn before_expiry<T>(
+    status: &MasterExportStatus,
+    call: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let Some(expiry) = published_expiry(status) else {
+        return call.await;
+    };
+    let left = policy::until(Timestamp::now(), expiry);
+    tokio::time::timeout(left, call)
+        .await
+        .unwrap_or(Err(Error::ExpiredWhileWaiting))
 }
 
 async fn get_asset(mux: &MuxClient, id: &str) -> Result<Asset, Error> {

@@ -65,6 +65,10 @@ impl Operator {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the operator at once, as a crash would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
