@@ -518,3 +518,60 @@ async fn a_restart_costs_no_mux_call_for_fresh_exports() {
         .sum();
     assert_eq!(mux_calls, 0, "{stats:?}");
 }
+
+#[tokio::test]
+async fn an_expired_url_is_withdrawn_even_while_every_worker_waits_on_mux() {
+    // One worker, URLs living 6 s: once Mux turns slow, the worker is stuck on another
+    // resource's call when this URL expires; only the expiry sweeper can withdraw it in time.
+    let world = World::new(
+        "sweeper",
+        &["--master-prepare-delay", "100ms"],
+        &["--concurrency", "1", "--url-lifetime", "6s"],
+    )
+    .await;
+    let first = world.admin.seed_asset(json!({"size": 1000})).await.unwrap();
+    let mut spec = asset_spec(&first.id);
+    spec["refreshBefore"] = json!("3s");
+    world.create("early", spec).await.unwrap();
+    let ready = world.wait("early", "Ready", is_ready).await;
+    let expires = ready.status.unwrap().master.unwrap().expires_at.unwrap().0;
+
+    world
+        .admin
+        .configure(json!({"latency_ms": 20_000}))
+        .await
+        .unwrap();
+    let second = world.admin.seed_asset(json!({"size": 1000})).await.unwrap();
+    world
+        .create("blocker", asset_spec(&second.id))
+        .await
+        .unwrap();
+
+    let api = world.api();
+    let withdrawn_at = eventually(
+        support::TIMEOUT,
+        "the expired URL to be withdrawn",
+        || async {
+            let obj = api.get("early").await.ok()?;
+            match master_url(&obj) {
+                Some(_) => {
+                    let status = obj.status.unwrap().master.unwrap();
+                    assert!(
+                        status.expires_at.unwrap().0 > jiff::Timestamp::now(),
+                        "an expired URL is published"
+                    );
+                    None
+                }
+                None => Some(jiff::Timestamp::now()),
+            }
+        },
+    )
+    .await;
+    let late = withdrawn_at.duration_since(expires).as_secs_f64();
+    assert!(late < 2.0, "withdrawn {late:.2} s after expiry");
+    let secret = world.secrets().get("early-master").await.unwrap();
+    assert!(
+        !secret.data.unwrap_or_default().contains_key("url"),
+        "and out of the Secret"
+    );
+}

@@ -4,6 +4,7 @@
 pub mod conditions;
 pub mod copy_job;
 pub mod copy_policy;
+pub mod expiries;
 pub mod index;
 pub mod policy;
 pub mod reconcile;

@@ -23,6 +23,7 @@ use serde_json::json;
 use super::conditions::{self, Summary};
 use super::copy_job;
 use super::copy_policy::{self, COPIED, CopyInput, CopySettings, JobOutcome};
+use super::expiries::Expiries;
 use super::policy::{self, LiveSource, Observation, Settings};
 use super::wakeup::Wakeups;
 use crate::metrics::Metrics;
@@ -38,6 +39,14 @@ pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "mux-maste
 /// Keys of the credentials Secret.
 pub const TOKEN_ID_KEY: &str = "tokenId";
 pub const TOKEN_SECRET_KEY: &str = "tokenSecret";
+/// A URL is withdrawn this long before it expires, so that no reader ever finds it published
+/// past its expiry (the withdrawal itself takes a write).
+const EXPIRY_MARGIN: Duration = Duration::from_secs(1);
+
+fn with_margin(now: Timestamp) -> Timestamp {
+    now + jiff::SignedDuration::try_from(EXPIRY_MARGIN).expect("small")
+}
+
 const MANAGED_CONDITIONS: &[&str] = &[
     conditions::READY,
     conditions::RECONCILING,
@@ -70,6 +79,9 @@ pub struct Context {
     pub copy: CopySettings,
     /// Consecutive failures per resource, for backoff; forgotten on success.
     failures: Mutex<HashMap<ObjectRef<MasterExport>, u32>>,
+    /// When each published URL expires, for the sweeper.
+    expiries: Mutex<Expiries>,
+    expiry_changed: tokio::sync::Notify,
 }
 
 impl Context {
@@ -92,7 +104,20 @@ impl Context {
             webhook_poll: options.webhook_poll,
             copy: options.copy,
             failures: Mutex::default(),
+            expiries: Mutex::default(),
+            expiry_changed: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Tells the sweeper when `obj`'s published URL expires (and the metric).
+    fn track_expiry(&self, obj: &MasterExport, expires_at: Option<Timestamp>) {
+        let key = (obj.namespace().unwrap_or_default(), obj.name_any());
+        self.metrics.set_expiry(&key.0, &key.1, expires_at);
+        self.expiries
+            .lock()
+            .expect("expiries lock")
+            .set(key, expires_at);
+        self.expiry_changed.notify_one();
     }
 
     fn slow_poll(&self) -> Option<Duration> {
@@ -214,11 +239,7 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
     let poked = ctx.wakeups.take_poke(&ObjectRef::from(&*obj));
     if poked.is_none() && policy::can_skip_mux(&obj.spec, &previous, obj.meta().generation, now) {
         ensure_url_secret(&obj, ctx, &previous).await?;
-        ctx.metrics.set_expiry(
-            &obj.namespace().unwrap_or_default(),
-            &obj.name_any(),
-            published_expiry(&previous),
-        );
+        ctx.track_expiry(&obj, published_expiry(&previous));
         let refresh = previous
             .master
             .as_ref()
@@ -234,7 +255,7 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
     let mut in_secret = published_url(&previous);
     // A URL already past its expiry (the reconcile came late) goes before anything else.
     let mut previous = previous;
-    if policy::drop_expired_url(&mut previous, now) {
+    if policy::drop_expired_url(&mut previous, with_margin(now)) {
         sync_url_secret(&obj, ctx, &previous, &mut in_secret).await?;
         let summary = Summary::progressing(
             "UrlExpired",
@@ -285,7 +306,7 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
             if stalled {
                 status.phase = Some(Phase::Failed);
             }
-            policy::drop_expired_url(&mut status, Timestamp::now());
+            policy::drop_expired_url(&mut status, with_margin(Timestamp::now()));
             attach_secret_ref(&obj, &mut status);
             if let Error::Kube(_) = error {
                 return Err(error);
@@ -499,7 +520,7 @@ async fn before_expiry<T>(
     let Some(expiry) = published_expiry(status) else {
         return call.await;
     };
-    let left = policy::until(Timestamp::now(), expiry);
+    let left = policy::until(with_margin(Timestamp::now()), expiry);
     tokio::time::timeout(left, call)
         .await
         .unwrap_or(Err(Error::ExpiredWhileWaiting))
@@ -750,9 +771,7 @@ async fn announce(
     status: &MasterExportStatus,
     summary: &Summary,
 ) {
-    let namespace = obj.namespace().unwrap_or_default();
-    ctx.metrics
-        .set_expiry(&namespace, &obj.name_any(), published_expiry(status));
+    ctx.track_expiry(obj, published_expiry(status));
     let old_refreshes = previous.master.as_ref().map(|m| m.refreshes).unwrap_or(0);
     let new_refreshes = status.master.as_ref().map(|m| m.refreshes).unwrap_or(0);
     if new_refreshes > old_refreshes {
@@ -799,8 +818,7 @@ async fn publish(obj: &MasterExport, ctx: &Context, type_: EventType, reason: &s
 /// Deletion: turn access off (policy `Revoke`) or leave it (`Orphan`). A Mux that is down
 /// delays the deletion, with a condition saying so, for at most `deletion_timeout`.
 async fn cleanup(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
-    let namespace = obj.namespace().unwrap_or_default();
-    ctx.metrics.set_expiry(&namespace, &obj.name_any(), None);
+    ctx.track_expiry(&obj, None);
     ctx.forget(&obj);
     if obj.spec.deletion_policy == DeletionPolicy::Orphan {
         return Ok(Action::await_change());
@@ -856,7 +874,7 @@ async fn cleanup(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error>
                 return Ok(Action::await_change());
             }
             let mut status = obj.status.clone().unwrap_or_default();
-            policy::drop_expired_url(&mut status, Timestamp::now());
+            policy::drop_expired_url(&mut status, with_margin(Timestamp::now()));
             let summary = Summary::progressing(
                 "RevokePending",
                 format!(
@@ -868,6 +886,87 @@ async fn cleanup(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error>
             Err(error)
         }
     }
+}
+
+/// Withdraws published URLs the moment they expire, whatever the reconcile workers are doing
+/// (under a saturated Mux rate limit they can all be waiting for a token). One task, one
+/// timer: the soonest expiry.
+pub async fn sweep_expired_urls(ctx: Arc<Context>) {
+    loop {
+        let next = ctx.expiries.lock().expect("expiries lock").next();
+        let changed = ctx.expiry_changed.notified();
+        match next {
+            Some(at) => {
+                let wait = policy::until(with_margin(Timestamp::now()), at);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = changed => continue,
+                }
+            }
+            None => {
+                changed.await;
+                continue;
+            }
+        }
+        let due = ctx
+            .expiries
+            .lock()
+            .expect("expiries lock")
+            .take_due(with_margin(Timestamp::now()));
+        for (namespace, name) in due {
+            if let Err(error) = withdraw_expired(&ctx, &namespace, &name).await {
+                tracing::warn!(%namespace, %name, %error, "could not withdraw an expired URL");
+            }
+        }
+    }
+}
+
+/// Removes an expired URL from the status (only if the status has not changed since it was
+/// read: a reconcile may just have published a fresh one) and from the URL Secret.
+async fn withdraw_expired(ctx: &Context, namespace: &str, name: &str) -> Result<(), Error> {
+    let api: Api<MasterExport> = Api::namespaced(ctx.client.clone(), namespace);
+    let Some(obj) = api.get_opt(name).await? else {
+        return Ok(());
+    };
+    let mut status = obj.status.clone().unwrap_or_default();
+    let mut in_secret = published_url(&status);
+    if !policy::drop_expired_url(&mut status, with_margin(Timestamp::now())) {
+        return Ok(());
+    }
+    let summary = Summary::progressing(
+        "UrlExpired",
+        "the URL expired before it could be refreshed; fetching a fresh one",
+    );
+    status.conditions = conditions::merge(
+        &status.conditions,
+        &summary.wanted(),
+        MANAGED_CONDITIONS,
+        obj.meta().generation,
+        &Time(Timestamp::now()),
+    );
+    let patch = json!({
+        "apiVersion": "masterexport.io/v1alpha1",
+        "kind": "MasterExport",
+        // A precondition: if a reconcile wrote meanwhile, this write fails and changes nothing.
+        "metadata": {"resourceVersion": obj.resource_version()},
+        "status": status,
+    });
+    match api
+        .patch_status(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    sync_url_secret(&obj, ctx, &status, &mut in_secret).await?;
+    ctx.metrics.set_expiry(namespace, name, None);
+    tracing::info!(%namespace, %name, "withdrew an expired URL");
+    Ok(())
 }
 
 #[cfg(test)]

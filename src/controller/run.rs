@@ -16,7 +16,7 @@ use kube::{Api, Client};
 use super::copy_policy::CopySettings;
 use super::index::SourceIndex;
 use super::policy::Settings;
-use super::reconcile::{Context, Options, error_policy, reconcile};
+use super::reconcile::{Context, Options, error_policy, reconcile, sweep_expired_urls};
 use super::wakeup::Wakeups;
 use crate::leader::{Elector, LeaseConfig};
 use crate::metrics::Metrics;
@@ -254,6 +254,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         },
     ));
 
+    tokio::spawn(sweep_expired_urls(ctx.clone()));
     let scopes: Vec<Option<String>> = if args.namespaces.is_empty() {
         vec![None]
     } else {
