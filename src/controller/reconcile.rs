@@ -257,11 +257,7 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
     let mut previous = previous;
     if policy::drop_expired_url(&mut previous, with_margin(now)) {
         sync_url_secret(&obj, ctx, &previous, &mut in_secret).await?;
-        let summary = Summary::progressing(
-            "UrlExpired",
-            "the URL expired before it could be refreshed; fetching a fresh one",
-        );
-        write_status(&obj, ctx, &previous, &summary).await?;
+        write_status(&obj, ctx, &previous, &url_expired()).await?;
     }
     // The access wanted now: `none` once a verified copy exists, if afterCopy says so.
     let mut spec = obj.spec.clone();
@@ -643,6 +639,18 @@ async fn write_status(
     status: &MasterExportStatus,
     summary: &Summary,
 ) -> Result<(), Error> {
+    apply_status(obj, ctx, status, summary, None).await
+}
+
+/// The status write itself. With `precondition`, the write applies only if the resource is
+/// still at that resourceVersion (a 409 otherwise).
+async fn apply_status(
+    obj: &MasterExport,
+    ctx: &Context,
+    status: &MasterExportStatus,
+    summary: &Summary,
+    precondition: Option<String>,
+) -> Result<(), Error> {
     let namespace = obj.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<MasterExport> = Api::namespaced(ctx.client.clone(), &namespace);
     let mut status = status.clone();
@@ -653,11 +661,14 @@ async fn write_status(
         obj.meta().generation,
         &Time(Timestamp::now()),
     );
-    let patch = json!({
+    let mut patch = json!({
         "apiVersion": "masterexport.io/v1alpha1",
         "kind": "MasterExport",
         "status": status,
     });
+    if let Some(version) = precondition {
+        patch["metadata"] = json!({ "resourceVersion": version });
+    }
     api.patch_status(
         &obj.name_any(),
         &PatchParams::apply(FIELD_MANAGER).force(),
@@ -665,6 +676,14 @@ async fn write_status(
     )
     .await?;
     Ok(())
+}
+
+/// What the status says once an expired URL is withdrawn.
+fn url_expired() -> Summary {
+    Summary::progressing(
+        "UrlExpired",
+        "the URL expired before it could be refreshed; fetching a fresh one",
+    )
 }
 
 fn published_url(status: &MasterExportStatus) -> Option<String> {
@@ -933,35 +952,11 @@ async fn withdraw_expired(ctx: &Context, namespace: &str, name: &str) -> Result<
     if !policy::drop_expired_url(&mut status, with_margin(Timestamp::now())) {
         return Ok(());
     }
-    let summary = Summary::progressing(
-        "UrlExpired",
-        "the URL expired before it could be refreshed; fetching a fresh one",
-    );
-    status.conditions = conditions::merge(
-        &status.conditions,
-        &summary.wanted(),
-        MANAGED_CONDITIONS,
-        obj.meta().generation,
-        &Time(Timestamp::now()),
-    );
-    let patch = json!({
-        "apiVersion": "masterexport.io/v1alpha1",
-        "kind": "MasterExport",
-        // A precondition: if a reconcile wrote meanwhile, this write fails and changes nothing.
-        "metadata": {"resourceVersion": obj.resource_version()},
-        "status": status,
-    });
-    match api
-        .patch_status(
-            name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-    {
-        Ok(_) => {}
-        Err(kube::Error::Api(e)) if e.code == 409 => return Ok(()),
-        Err(e) => return Err(e.into()),
+    // If a reconcile wrote meanwhile (it may have published a fresh URL), this changes nothing.
+    match apply_status(&obj, ctx, &status, &url_expired(), obj.resource_version()).await {
+        Ok(()) => {}
+        Err(Error::Kube(kube::Error::Api(e))) if e.code == 409 => return Ok(()),
+        Err(e) => return Err(e),
     }
     sync_url_secret(&obj, ctx, &status, &mut in_secret).await?;
     ctx.metrics.set_expiry(namespace, name, None);
