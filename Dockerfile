@@ -20,10 +20,12 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 RUN rustup target add "$(uname -m)-unknown-linux-musl"
 WORKDIR /src
-# The manifest and the sources, nothing else (see .dockerignore); the demo is a declared example,
-# so cargo needs its file to read the manifest.
+# The manifests and the sources, nothing else (see .dockerignore): the workspace's crates (the
+# operator builds only `mux` of them; cargo reads every member's manifest), and the demo, a
+# declared example, whose file cargo needs to read the manifest.
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY crates ./crates
 COPY demo ./demo
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \

@@ -12,21 +12,21 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
 build: ## build the operator and mux-sim
-	$(CARGO) build --locked --bins
+	$(CARGO) build --locked --workspace --bins
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
 test: tools lint ## every test: lint, unit, and integration tests against real components
-	$(CARGO) test --locked --lib --bins --tests -- --test-threads=$${TEST_THREADS:-4}
+	$(CARGO) test --locked --workspace --lib --bins --tests -- --test-threads=$${TEST_THREADS:-4}
 
 crd: ## regenerate crds/ (and the chart's copy) from the Rust types
 	$(CARGO) run --quiet --locked --bin mux-master-operator -- crd > crds/masterexport.yaml
 	cp crds/masterexport.yaml charts/mux-master-operator/crds/masterexport.yaml
 
 unit: ## the unit tests only (no external process)
-	$(CARGO) test --locked --lib
+	$(CARGO) test --locked --workspace --lib
 
 bench: tools ## benchmarks: figures, ratios against a named peer, and how to reproduce them
 	$(CARGO) bench --locked --bench copy
@@ -34,5 +34,5 @@ bench: tools ## benchmarks: figures, ratios against a named peer, and how to rep
 	$(CARGO) bench --locked --bench scale
 
 demo: tools ## the operator's main job, end to end, on a local control plane
-	$(CARGO) build --locked --bins --example demo
+	$(CARGO) build --locked --workspace --bins --example demo
 	$(CARGO) run --locked --quiet --example demo

@@ -16,21 +16,21 @@ use std::fs::File;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use mux::{Credentials, MuxClients, MuxConfig};
 use mux_master_operator::copy::Report;
-use mux_master_operator::mux::{Credentials, MuxClients, MuxConfig};
-use mux_master_operator::sim::admin_client::SimAdmin;
-use mux_master_operator::sim::content;
-use mux_master_operator::testenv::{Minio, MuxSim};
+use mux_sim::admin_client::SimAdmin;
+use mux_sim::content;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use serde_json::json;
+use testenv::{Minio, MuxSim};
 
 const COPIER: &str = env!("CARGO_BIN_EXE_mux-master-operator");
 const MIB: u64 = 1 << 20;
 const MEMORY_BOUND: u64 = 64 * MIB;
 
 fn main() -> ExitCode {
-    mux_master_operator::tls::install_crypto_provider();
+    mux::tls::install_crypto_provider();
     // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it:
     // then a quick smoke run (16 MiB, no 4 GiB master, rclone only if already installed)
     // checks that the benchmark still works without costing a test run a minute.
@@ -50,7 +50,7 @@ fn main() -> ExitCode {
         .unwrap();
 
     let sim = MuxSim::start(
-        env!("CARGO_BIN_EXE_mux-sim"),
+        testenv::bins::mux_sim().expect("mux-sim's binary"),
         &["--master-prepare-delay", "0s"],
     )
     .expect("mux-sim starts");

@@ -9,12 +9,11 @@
 //!
 //! Reproduce: `cargo bench --bench scale` (RESOURCES=n, default 200; LIFETIME_S, default 120).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use testenv::fixtures as support;
 
 use std::time::{Duration, Instant};
 
-use mux_master_operator::sim::admin_client::LoggedRequest;
+use mux_sim::admin_client::LoggedRequest;
 use serde_json::json;
 use support::World;
 

@@ -7,8 +7,7 @@
 //!
 //! Reproduce: `make bench` or `cargo bench --bench webhook_latency` (RESOURCES=n to change 100).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use testenv::fixtures as support;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,7 +16,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use kube::runtime::{WatchStreamExt, watcher};
 use mux_master_operator::resource::MasterExport;
-use mux_master_operator::sim::admin_client::ASSET_ROUTE;
+use mux_sim::admin_client::ASSET_ROUTE;
 use serde_json::json;
 use support::World;
 

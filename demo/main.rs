@@ -13,7 +13,6 @@
 //! Ctrl-C, to try things by hand.
 
 use std::collections::BTreeMap;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -22,10 +21,10 @@ use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client, CustomResourceExt};
 use mux_master_operator::resource::MasterExport;
-use mux_master_operator::sim::admin_client::SimAdmin;
-use mux_master_operator::testenv::{ControlPlane, Minio, MuxSim, Tool};
+use mux_sim::admin_client::SimAdmin;
 use object_store::ObjectStore;
 use serde_json::{Value, json};
+use testenv::{ControlPlane, Minio, MuxSim, Tool};
 
 type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
 
@@ -38,7 +37,7 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    mux_master_operator::tls::install_crypto_provider();
+    mux::tls::install_crypto_provider();
     let started = Instant::now();
     let hold = std::env::var_os("MMO_DEMO_HOLD").is_some();
     // Holding, the person decides when it ends (Ctrl-C ends the hold, then the demo cleans up).
@@ -288,8 +287,8 @@ fn str_at(value: &Value, pointer: &str) -> Result<String> {
         .to_owned())
 }
 
-/// The operator and mux-sim binaries, built next to this example (`cargo build --bins`, which
-/// `make demo` runs), or named by MMO_OPERATOR_BIN and MMO_SIM_BIN.
+/// The operator and mux-sim binaries: `testenv::bins` finds them (the operator built next to
+/// this example by `make demo`, mux-sim built on demand), or MMO_OPERATOR_BIN and MMO_SIM_BIN.
 struct Binaries {
     operator: PathBuf,
     sim: PathBuf,
@@ -297,30 +296,9 @@ struct Binaries {
 
 impl Binaries {
     fn find() -> Result<Self> {
-        // This program is target/<profile>/examples/demo; the binaries are in target/<profile>/.
-        let exe = std::env::current_exe()?;
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .ok_or("cannot tell where the build folder is")?
-            .to_path_buf();
-        let find = |var: &str, name: &str| -> Result<PathBuf> {
-            let path = std::env::var_os(var)
-                .map(PathBuf::from)
-                .unwrap_or_else(|| profile_dir.join(name));
-            if path.is_file() {
-                Ok(path)
-            } else {
-                Err(format!(
-                    "{} is missing: build it with `cargo build --bins` (make demo does), or set {var}",
-                    path.display()
-                )
-                .into())
-            }
-        };
         Ok(Binaries {
-            operator: find("MMO_OPERATOR_BIN", "mux-master-operator")?,
-            sim: find("MMO_SIM_BIN", "mux-sim")?,
+            operator: testenv::bins::operator()?,
+            sim: testenv::bins::mux_sim()?,
         })
     }
 }
@@ -430,15 +408,9 @@ impl Operator {
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out);
-        // SAFETY: prctl is async-signal-safe; it asks the kernel to kill the operator when the
-        // demo dies, however it dies, so that no operator outlives it.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = command.spawn()?;
+        // The one spawner of testenv: the kernel kills the operator when the demo dies, however
+        // it dies, so that no operator outlives it.
+        let child = testenv::spawner::spawn(command)?;
         let shown = bin
             .strip_prefix(ROOT)
             .map(|p| p.display().to_string())
@@ -699,7 +671,7 @@ async fn archive(
         inspected["seed"].as_u64().ok_or("mux-sim gave no seed")?,
         inspected["size"].as_u64().ok_or("mux-sim gave no size")?,
     );
-    let truth = mux_master_operator::sim::content::sha256_hex(seed, size);
+    let truth = mux_sim::content::sha256_hex(seed, size);
     let recorded = api
         .get(&name)
         .await?
@@ -760,8 +732,7 @@ async fn archive(
 /// runs its container's command as a local process with the pod template's environment and
 /// records the Pod and the Job's status. Returns what the copy said.
 async fn run_copy_job(client: &Client, name: &str, operator_bin: &Path) -> Result<String> {
-    let run = mux_master_operator::testenv::kubelet::run_job(client, NAMESPACE, name, operator_bin)
-        .await?;
+    let run = testenv::kubelet::run_job(client, NAMESPACE, name, operator_bin).await?;
     if run.exit_code == 0 {
         Ok(format!("exit 0, in {:.1} s", run.elapsed.as_secs_f64()))
     } else {

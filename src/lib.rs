@@ -2,21 +2,18 @@
 //!
 //! Layers, top to bottom (each depends only on those below it):
 //! - `controller`: reads the world and decides (pure policy + thin I/O);
-//! - `mux`: the typed Mux API client (knows nothing of Kubernetes);
-//! - `sim`: `mux-sim`, the Mux emulator, sharing only the wire types with `mux`;
-//! - `testenv`: real local control plane (etcd, kube-apiserver, MinIO, mux-sim) for tests,
-//!   benchmarks and the demo.
+//! - `copy`: the copy Job's program; `webhooks`, `metrics`, `server`, `leader`: the edges;
+//! - `resource`: the MasterExport types (the CRD comes from them);
+//! - the `mux` crate: the typed Mux API client (knows nothing of Kubernetes).
+//!
+//! The emulator (`mux-sim`) and the test harness (`testenv`) are crates of their own, used by
+//! the tests, benches and demo only: the operator's normal build contains neither.
 
 pub mod controller;
 pub mod copy;
 pub mod crd;
-pub mod duration;
 pub mod leader;
 pub mod metrics;
-pub mod mux;
 pub mod resource;
 pub mod server;
-pub mod sim;
-pub mod testenv;
-pub mod tls;
 pub mod webhooks;

@@ -35,7 +35,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    mux_master_operator::tls::install_crypto_provider();
+    mux::tls::install_crypto_provider();
     let cli = Cli::parse();
     init_logging(&cli.log_format, &cli.log_level);
     match cli.command {

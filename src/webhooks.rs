@@ -17,8 +17,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use crate::metrics::{KindLabels, Metrics, ReasonLabels};
-use crate::mux::signature;
-use crate::mux::types::WebhookEvent;
+use mux::signature;
+use mux::types::WebhookEvent;
 
 pub const PATH: &str = "/webhooks/mux";
 

@@ -3,7 +3,7 @@
 //! reference implementation) against its test cases, laid out as Argo CD's
 //! `resource_customizations` are, and against objects the real operator wrote.
 
-mod support;
+use testenv::fixtures as support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -3,7 +3,7 @@
 //! apiserver, where the operator runs as the chart's ServiceAccount (by impersonation) to prove
 //! that the RBAC is enough, and is refused what it should not have, to prove it is not too much.
 
-mod support;
+use testenv::fixtures as support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -16,12 +16,12 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use mux_master_operator::resource::{MasterExport, Phase};
-use mux_master_operator::sim::admin_client::SimAdmin;
-use mux_master_operator::sim::content;
-use mux_master_operator::testenv::{ControlPlane, Minio, MuxSim, Tool};
+use mux_sim::admin_client::SimAdmin;
+use mux_sim::content;
 use object_store::ObjectStoreExt;
 use serde_json::{Value, json};
 use support::{Operator, TIMEOUT, eventually, install_crd, kubelet};
+use testenv::{ControlPlane, Minio, MuxSim, Tool};
 
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/mux-master-operator");
 
@@ -891,7 +891,8 @@ async fn enforce_restricted(client: &Client, namespace: &str) {
 async fn export(client: &Client, namespace: &str, sim_args: &[&str]) -> Export {
     let mut args = vec!["--master-prepare-delay", "300ms"];
     args.extend_from_slice(sim_args);
-    let sim = MuxSim::start(env!("CARGO_BIN_EXE_mux-sim"), &args).expect("mux-sim starts");
+    let sim = MuxSim::start(testenv::bins::mux_sim().expect("mux-sim's binary"), &args)
+        .expect("mux-sim starts");
     let minio = Minio::shared().expect("MinIO starts");
     let size = 300_000;
     let asset = SimAdmin::new(sim.url())

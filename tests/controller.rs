@@ -1,13 +1,13 @@
 //! The controller against a real kube-apiserver and etcd, with mux-sim as Mux, the operator
 //! running as a real process.
 
-mod support;
+use testenv::fixtures as support;
 
 use std::time::Duration;
 
 use kube::api::{DeleteParams, Patch, PatchParams};
-use mux_master_operator::sim::admin_client::MASTER_ACCESS_ROUTE;
-use mux_master_operator::sim::content;
+use mux_sim::admin_client::MASTER_ACCESS_ROUTE;
+use mux_sim::content;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use support::{World, condition, eventually, is_ready, master_url};

@@ -16,11 +16,11 @@ use kube::api::{
 };
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{CustomResource, CustomResourceExt, ResourceExt};
-use mux_master_operator::testenv::{ControlPlane, Minio, MuxSim, Tool};
 use object_store::{ObjectStoreExt, PutPayload, path::Path as ObjectPath};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use testenv::{ControlPlane, Minio, MuxSim, Tool};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -226,12 +226,12 @@ fn helm_talks_to_the_control_plane_through_the_admin_kubeconfig() -> TestResult 
 
 #[test]
 fn mux_sim_starts_and_answers() -> TestResult {
-    let sim = MuxSim::start(env!("CARGO_BIN_EXE_mux-sim"), &[])?;
+    let sim = MuxSim::start(testenv::bins::mux_sim().expect("mux-sim's binary"), &[])?;
     let url = format!("{}/_sim/healthz", sim.url());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    mux_master_operator::tls::install_crypto_provider();
+    mux::tls::install_crypto_provider();
     let status = runtime.block_on(async { reqwest::get(&url).await.map(|r| r.status()) })?;
     assert!(
         status.is_success(),

@@ -7,18 +7,18 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
+use mux::types::MasterAccess;
+use mux::{Credentials, MuxClient, MuxClients, MuxConfig};
 use mux_master_operator::copy::{Reason, Report};
-use mux_master_operator::mux::types::MasterAccess;
-use mux_master_operator::mux::{Credentials, MuxClient, MuxClients, MuxConfig};
-use mux_master_operator::sim::admin_client::SimAdmin;
-use mux_master_operator::sim::content;
-use mux_master_operator::testenv::{Minio, MuxSim};
+use mux_sim::admin_client::SimAdmin;
+use mux_sim::content;
 use object_store::aws::AmazonS3;
 use object_store::path::Path;
 use object_store::signer::{SignedUrlOptions, Signer};
 use object_store::{Attribute, GetOptions, ObjectStore, ObjectStoreExt};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use testenv::{Minio, MuxSim};
 
 const COPIER: &str = env!("CARGO_BIN_EXE_mux-master-operator");
 const MIB: u64 = 1 << 20;
@@ -34,7 +34,8 @@ const MASTER_ROUTE: &str = "/{id}/mezzanine.mp4";
 fn start_sim(args: &[&str]) -> MuxSim {
     let mut all = vec!["--master-prepare-delay", "0s"];
     all.extend_from_slice(args);
-    MuxSim::start(env!("CARGO_BIN_EXE_mux-sim"), &all).expect("mux-sim starts")
+    MuxSim::start(testenv::bins::mux_sim().expect("mux-sim's binary"), &all)
+        .expect("mux-sim starts")
 }
 
 /// A master in mux-sim, with its signed URL.

@@ -2,21 +2,21 @@
 //! the Job's container runs for real (as a local process: no kubelet here), the master lands
 //! in MinIO with the SHA-256 mux-sim knows, and access is revoked only after that.
 
-mod support;
+use testenv::fixtures as support;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::PostParams;
-use mux_master_operator::mux::types::MasterAccess;
-use mux_master_operator::mux::{Credentials, MuxClients, MuxConfig};
+use mux::types::MasterAccess;
+use mux::{Credentials, MuxClients, MuxConfig};
 use mux_master_operator::resource::{MasterExport, Phase};
-use mux_master_operator::sim::content;
-use mux_master_operator::testenv::Minio;
+use mux_sim::content;
 use object_store::ObjectStoreExt;
 use serde_json::json;
 use support::kubelet;
 use support::{World, condition};
+use testenv::Minio;
 
 fn phase(obj: &MasterExport) -> Option<Phase> {
     obj.status.as_ref()?.phase

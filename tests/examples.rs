@@ -2,7 +2,7 @@
 //! apiserver with the CRD installed (server-side dry run, through real kubectl and kustomize),
 //! and the asset and live-stream examples, applied as they are, become Ready with the operator.
 
-mod support;
+use testenv::fixtures as support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -11,9 +11,9 @@ use std::process::{Command, Output};
 use kube::api::{ApiResource, DynamicObject, PostParams};
 use kube::{Api, ResourceExt};
 use mux_master_operator::resource::MasterExport;
-use mux_master_operator::testenv::{ControlPlane, Tool};
 use serde_json::{Value, json};
 use support::{World, condition, install_crd, is_ready};
+use testenv::{ControlPlane, Tool};
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
 

@@ -1,7 +1,7 @@
 //! Two replicas with leader election: one leads and reconciles; when it dies, the other
 //! takes the Lease and carries on.
 
-mod support;
+use testenv::fixtures as support;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;

@@ -4,13 +4,13 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use hmac::{Hmac, Mac};
-use mux_master_operator::mux::types::{AssetStatus, LiveStreamStatus, MasterAccess, MasterStatus};
-use mux_master_operator::mux::{Credentials, ErrorKind, MuxClient, MuxClients, MuxConfig, Rate};
-use mux_master_operator::sim::admin_client::{ASSET_ROUTE, MASTER_ACCESS_ROUTE, SimAdmin};
-use mux_master_operator::sim::content;
-use mux_master_operator::testenv::MuxSim;
+use mux::types::{AssetStatus, LiveStreamStatus, MasterAccess, MasterStatus};
+use mux::{Credentials, ErrorKind, MuxClient, MuxClients, MuxConfig, Rate};
+use mux_sim::admin_client::{ASSET_ROUTE, MASTER_ACCESS_ROUTE, SimAdmin};
+use mux_sim::content;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use testenv::MuxSim;
 
 const TOKEN_ID: &str = "test-token";
 const TOKEN_SECRET: &str = "test-secret";
@@ -19,7 +19,8 @@ fn start_sim(args: &[&str]) -> (MuxSim, SimAdmin) {
     let token = format!("{TOKEN_ID}:{TOKEN_SECRET}");
     let mut all = vec!["--token", token.as_str()];
     all.extend_from_slice(args);
-    let sim = MuxSim::start(env!("CARGO_BIN_EXE_mux-sim"), &all).expect("mux-sim starts");
+    let sim = MuxSim::start(testenv::bins::mux_sim().expect("mux-sim's binary"), &all)
+        .expect("mux-sim starts");
     let admin = SimAdmin::new(sim.url());
     (sim, admin)
 }
@@ -92,8 +93,8 @@ async fn every_endpoint_speaks_the_mux_wire_format() {
     assert_eq!(updated.master_status(), Some(MasterStatus::Preparing));
 
     let created = mux
-        .create_asset(&mux_master_operator::mux::types::CreateAssetRequest {
-            input: vec![mux_master_operator::mux::types::AssetInput {
+        .create_asset(&mux::types::CreateAssetRequest {
+            input: vec![mux::types::AssetInput {
                 url: "https://example.com/video.mp4".into(),
             }],
             master_access: Some(MasterAccess::Temporary),
@@ -561,7 +562,7 @@ async fn webhooks_are_signed_as_mux_documents() {
 fn mux_sim_announces_its_address_and_stops_cleanly_on_sigterm() {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mux-sim"))
+    let mut child = Command::new(testenv::bins::mux_sim().expect("mux-sim's binary"))
         .args(["--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -2,15 +2,15 @@
 //! documented algorithm, not by the code under test), and the operator woken by mux-sim's
 //! deliveries.
 
-mod support;
+use testenv::fixtures as support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use mux_master_operator::metrics::Metrics;
-use mux_master_operator::sim::admin_client::ASSET_ROUTE;
 use mux_master_operator::webhooks::{self, WebhookConfig};
+use mux_sim::admin_client::ASSET_ROUTE;
 use serde_json::json;
 use sha2::Sha256;
 use support::{World, condition, is_ready, master_url};

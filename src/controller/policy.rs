@@ -20,12 +20,12 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::conditions::Summary;
-use crate::mux::types::{
-    Asset, AssetStatus, LiveStream, LiveStreamStatus, MasterAccess, MasterStatus, MasterUrl,
-};
 use crate::resource::{
     Access, AssetState, MasterExportSpec, MasterExportStatus, MasterState, Operation,
     PendingRequest, Phase,
+};
+use mux::types::{
+    Asset, AssetStatus, LiveStream, LiveStreamStatus, MasterAccess, MasterStatus, MasterUrl,
 };
 
 /// The knobs of the policy, from the command line.
@@ -105,7 +105,7 @@ pub fn until(earlier: Timestamp, later: Timestamp) -> Duration {
 
 /// The `refreshBefore` of the spec; the CRD guarantees it parses, but be safe.
 pub fn refresh_before(spec: &MasterExportSpec) -> Duration {
-    crate::duration::parse(&spec.refresh_before).unwrap_or(Duration::from_secs(7200))
+    mux::duration::parse(&spec.refresh_before).unwrap_or(Duration::from_secs(7200))
 }
 
 /// When to refresh a URL requested at `requested_at`.
@@ -578,8 +578,8 @@ pub fn pending(op: Operation, now: Timestamp) -> PendingRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mux::types::{AssetErrors, Master};
     use crate::resource::{LocalObjectRef, Source, UrlSecret};
+    use mux::types::{AssetErrors, Master};
 
     const URL_A: &str = "https://mezzanine.mux.com/a1/mezzanine.mp4?skid=A&signature=sa";
     const URL_B: &str = "https://mezzanine.mux.com/a1/mezzanine.mp4?skid=B&signature=sb";

@@ -27,12 +27,12 @@ use super::expiries::Expiries;
 use super::policy::{self, LiveSource, Observation, Settings};
 use super::wakeup::Wakeups;
 use crate::metrics::Metrics;
-use crate::mux::types::{Asset, MasterAccess};
-use crate::mux::{Credentials, ErrorKind, MuxClient, MuxClients, MuxError};
 use crate::resource::{
     DeletionPolicy, FINALIZER, LocalObjectRef, MasterExport, MasterExportSpec, MasterExportStatus,
     Operation, Phase,
 };
+use mux::types::{Asset, MasterAccess};
+use mux::{Credentials, ErrorKind, MuxClient, MuxClients, MuxError};
 
 pub const FIELD_MANAGER: &str = "mux-master-operator";
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "mux-master-operator");
@@ -898,7 +898,7 @@ async fn cleanup(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error>
                 "RevokePending",
                 format!(
                     "deletion waits to turn off master access ({error}); it gives up after {}. To delete now without revoking, set spec.deletionPolicy to Orphan",
-                    crate::duration::format(ctx.deletion_timeout)
+                    mux::duration::format(ctx.deletion_timeout)
                 ),
             );
             write_status(&obj, ctx, &status, &summary).await?;

@@ -20,13 +20,13 @@ use super::reconcile::{Context, Options, error_policy, reconcile, sweep_expired_
 use super::wakeup::Wakeups;
 use crate::leader::{Elector, LeaseConfig};
 use crate::metrics::Metrics;
-use crate::mux::{MuxClients, MuxConfig, Rate};
 use crate::resource::MasterExport;
 use crate::server::{self, Health};
 use crate::webhooks;
+use mux::{MuxClients, MuxConfig, Rate};
 
 fn duration_arg(text: &str) -> Result<Duration, String> {
-    crate::duration::parse(text)
+    mux::duration::parse(text)
 }
 
 /// Flags of `run`; each has an environment variable for container setups.
@@ -115,7 +115,7 @@ pub enum RunError {
     #[error("cannot reach Kubernetes: {0}")]
     Kube(#[from] kube::Error),
     #[error("{0}")]
-    Mux(#[from] crate::mux::MuxError),
+    Mux(#[from] mux::MuxError),
     #[error("cannot serve metrics on {addr}: {source}")]
     Serve {
         addr: SocketAddr,
@@ -136,8 +136,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     if args.poll_min > args.poll_max {
         return Err(RunError::Flags(format!(
             "--poll-min ({}) must not exceed --poll-max ({})",
-            crate::duration::format(args.poll_min),
-            crate::duration::format(args.poll_max)
+            mux::duration::format(args.poll_min),
+            mux::duration::format(args.poll_max)
         )));
     }
     if args.poll_min.is_zero() {

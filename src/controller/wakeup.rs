@@ -9,8 +9,8 @@ use futures::channel::mpsc;
 use kube::runtime::reflector::ObjectRef;
 
 use super::index::SourceIndex;
-use crate::mux::types::WebhookEvent;
 use crate::resource::MasterExport;
+use mux::types::WebhookEvent;
 
 type Ref = ObjectRef<MasterExport>;
 

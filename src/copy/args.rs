@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::units;
 
 fn duration_arg(text: &str) -> Result<Duration, String> {
-    crate::duration::parse(text)
+    mux::duration::parse(text)
 }
 
 /// How the verified staging object becomes the final object with its metadata.

@@ -141,7 +141,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Runs a copy; the process exits with the code returned.
 pub async fn run(args: CopyArgs) -> ExitCode {
-    crate::tls::install_crypto_provider();
+    mux::tls::install_crypto_provider();
     let cancel = CancellationToken::new();
     watch_signals(cancel.clone());
 

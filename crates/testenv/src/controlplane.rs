@@ -52,7 +52,7 @@ impl ControlPlane {
 
     /// Starts a control plane of its own; it stops when dropped. Blocks until it is ready.
     pub fn start() -> Result<Self> {
-        crate::tls::install_crypto_provider();
+        mux::tls::install_crypto_provider();
         let etcd_bin = Tool::Etcd.path()?;
         let apiserver_bin = Tool::KubeApiserver.path()?;
         let mut scratch = Scratch::new("controlplane")?;

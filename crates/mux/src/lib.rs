@@ -2,9 +2,11 @@
 //! Knows nothing of Kubernetes.
 
 pub mod client;
+pub mod duration;
 pub mod error;
 pub mod ratelimit;
 pub mod signature;
+pub mod tls;
 pub mod types;
 
 pub use client::{Credentials, MuxClient, MuxClients, MuxConfig, RequestObserver, RequestRecord};

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::config::Switches;
 use super::world::Event;
-use crate::mux::signature;
+use mux::signature;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Delivery {

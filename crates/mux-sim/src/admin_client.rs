@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::mux::types::{Asset, LiveStream};
+use mux::types::{Asset, LiveStream};
 
 #[derive(Clone)]
 pub struct SimAdmin {
@@ -41,7 +41,7 @@ pub const MASTER_ACCESS_ROUTE: &str = "/video/v1/assets/{id}/master-access";
 
 impl SimAdmin {
     pub fn new(base: impl Into<String>) -> Self {
-        crate::tls::install_crypto_provider();
+        mux::tls::install_crypto_provider();
         Self {
             http: reqwest::Client::new(),
             base: base.into().trim_end_matches('/').to_string(),

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use mux_master_operator::sim::{self, Switches};
+use mux_sim::{self as sim, Switches};
 
 #[derive(Parser)]
 #[command(
@@ -40,7 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .with_writer(std::io::stderr)
         .init();
-    mux_master_operator::tls::install_crypto_provider();
+    mux::tls::install_crypto_provider();
     let mut tokens = Vec::new();
     for token in &cli.tokens {
         let Some((id, secret)) = token.split_once(':') else {

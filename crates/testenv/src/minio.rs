@@ -48,7 +48,7 @@ impl Minio {
     /// Starts a MinIO server of its own, with the bucket `testenv`; it stops when dropped.
     /// Blocks until it is ready.
     pub fn start() -> Result<Self> {
-        crate::tls::install_crypto_provider();
+        mux::tls::install_crypto_provider();
         let bin = Tool::Minio.path()?;
         let mut scratch = Scratch::new("minio")?;
         let (server, endpoint) = retry_on_port_conflict(|| start_server(&bin, &mut scratch))?;
@@ -93,7 +93,7 @@ impl Minio {
 
     /// An S3 client for `bucket`.
     pub fn store(&self, bucket: &str) -> Result<AmazonS3> {
-        crate::tls::install_crypto_provider();
+        mux::tls::install_crypto_provider();
         AmazonS3Builder::new()
             .with_endpoint(&self.endpoint)
             .with_allow_http(true)

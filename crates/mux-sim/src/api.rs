@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use super::Sim;
 use super::world::Refusal;
-use crate::mux::types::{
+use mux::types::{
     Asset, CreateAssetRequest, DataEnvelope, ErrorEnvelope, MasterAccess, UpdateMasterAccessRequest,
 };
 

@@ -14,7 +14,7 @@ use std::sync::{OnceLock, mpsc};
 type Request = (Command, mpsc::SyncSender<io::Result<Child>>);
 
 /// Starts `command` from the process-long spawner thread, set to die with this process.
-pub(crate) fn spawn(mut command: Command) -> io::Result<Child> {
+pub fn spawn(mut command: Command) -> io::Result<Child> {
     static SPAWNER: OnceLock<mpsc::Sender<Request>> = OnceLock::new();
     die_with_this_process(&mut command);
     let spawner = SPAWNER.get_or_init(|| {

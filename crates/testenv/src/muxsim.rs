@@ -28,10 +28,10 @@ pub struct MuxSim {
 }
 
 impl MuxSim {
-    /// Starts `bin` (in integration tests: `env!("CARGO_BIN_EXE_mux-sim")`) with `args` after
+    /// Starts `bin` (`testenv::bins::mux_sim()` finds it) with `args` after
     /// `--listen 127.0.0.1:0`; blocks until it answers `GET /_sim/healthz`. It stops when dropped.
     pub fn start(bin: impl AsRef<Path>, args: &[&str]) -> Result<Self> {
-        crate::tls::install_crypto_provider();
+        mux::tls::install_crypto_provider();
         let mut scratch = Scratch::new("mux-sim")?;
         let log = scratch.dir().join("mux-sim.log");
         let stderr =

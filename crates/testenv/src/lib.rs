@@ -17,16 +17,18 @@
 //! tokio runtime it was built on and `#[tokio::test]` makes one runtime per test. So build a
 //! client per test with [`ControlPlane::client`].
 
+pub mod bins;
 mod controlplane;
 mod credentials;
 mod error;
+pub mod fixtures;
 pub mod kubelet;
 mod minio;
 mod muxsim;
 mod process;
 mod ready;
 mod scratch;
-mod spawner;
+pub mod spawner;
 pub mod tools;
 
 pub use controlplane::{ControlPlane, NAMESPACE_LABEL};

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use super::error::{Error, Result};
 
 /// The pinned versions, as `make tools` reads them.
-const VERSIONS_MK: &str = include_str!("../../tools/versions.mk");
+const VERSIONS_MK: &str = include_str!("../../../tools/versions.mk");
 
 /// A component built by `make tools`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +79,7 @@ impl Tool {
 fn tools_dir() -> PathBuf {
     match std::env::var_os("MMO_TOOLS_DIR") {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools"),
     }
 }
 

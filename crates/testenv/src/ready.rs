@@ -69,7 +69,7 @@ where
 
 /// A plain HTTP client for the probes (no proxy: everything is on loopback).
 pub(crate) fn http_client() -> Result<reqwest::Client> {
-    crate::tls::install_crypto_provider();
+    mux::tls::install_crypto_provider();
     reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(5))

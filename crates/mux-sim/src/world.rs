@@ -13,7 +13,7 @@ use sha2::Sha256;
 use tokio::time::Instant;
 
 use super::config::Switches;
-use crate::mux::types::{
+use mux::types::{
     Asset, AssetErrors, AssetStatus, LiveStream, LiveStreamStatus, Master, MasterAccess,
     MasterStatus, MasterUrl,
 };

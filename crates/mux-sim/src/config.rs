@@ -6,7 +6,7 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 
 fn duration_arg(text: &str) -> Result<Duration, String> {
-    crate::duration::parse(text)
+    mux::duration::parse(text)
 }
 
 /// Serialises durations as milliseconds, so `PATCH /_sim/config` takes plain numbers.
