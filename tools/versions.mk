@@ -1,7 +1,7 @@
 # The one place where the versions of the real components are pinned.
 #
 # Read by tools/tools.mk (which builds them into .tools/<component>-<version>/) and, at compile
-# time, by src/testenv (which looks for them there). The wrapper modules under tools/ must agree:
+# time, by crates/testenv (which looks for them there). The wrapper modules under tools/ must agree:
 # after changing KUBE_VERSION or ETCD_VERSION, run tools/update-modules.sh.
 
 # kube-apiserver: k8s.io/kubernetes at a release covered by k8s-openapi's `v1_35` feature; every
