@@ -212,19 +212,6 @@ pub(crate) fn merge(mut base: Value, over: Value) -> Value {
     base
 }
 
-pub(crate) fn venv_python() -> PathBuf {
-    let tools = std::env::var_os("MMO_TOOLS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools"));
-    let python = tools.join("venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run `make tools` (it creates the Python venv with kubernetes-validate)",
-        python.display()
-    );
-    python
-}
-
 /// Runs kubernetes-validate, strict (unknown fields are errors), against the schemas of our
 /// Kubernetes minor; returns (success, output).
 pub(crate) fn kubernetes_validate(file: &Path) -> (bool, String) {
@@ -233,7 +220,7 @@ pub(crate) fn kubernetes_validate(file: &Path) -> (bool, String) {
         .rsplit_once('.')
         .unwrap()
         .0;
-    let out = Command::new(venv_python())
+    let out = Command::new(testenv::tools::venv_python().expect("the venv"))
         .args(["-m", "kubernetes_validate", "--strict", "-k"])
         .arg(format!("{minor}.0"))
         .arg(file)

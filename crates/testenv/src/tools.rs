@@ -75,6 +75,20 @@ impl Tool {
     }
 }
 
+/// The Python of the venv `make tools` makes (kubernetes-validate, lupa), checked to exist.
+pub fn venv_python() -> Result<PathBuf> {
+    let path = tools_dir().join("venv/bin/python");
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(Error::MissingTool {
+            tool: "the Python venv (kubernetes-validate, lupa)",
+            path,
+            hint: "MMO_TOOLS_DIR to the folder `make tools` fills",
+        })
+    }
+}
+
 /// The folder holding `<component>-<version>/` folders.
 fn tools_dir() -> PathBuf {
     match std::env::var_os("MMO_TOOLS_DIR") {
