@@ -5,6 +5,8 @@ use serde_json::Value;
 
 use mux::types::{Asset, LiveStream};
 
+pub use crate::stats::LoggedRequest;
+
 #[derive(Clone)]
 pub struct SimAdmin {
     http: reqwest::Client,
@@ -19,16 +21,6 @@ pub struct StatRow {
     pub id: Option<String>,
     pub status: u16,
     pub count: u64,
-}
-
-/// One entry of `GET /_sim/requests`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct LoggedRequest {
-    pub at_ms: u64,
-    pub method: String,
-    pub route: String,
-    pub id: Option<String>,
-    pub status: u16,
 }
 
 #[derive(Debug, Clone, Deserialize)]
