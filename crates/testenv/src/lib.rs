@@ -19,7 +19,7 @@
 //! tokio runtime it was built on and `#[tokio::test]` makes one runtime per test. So build a
 //! client per test with [`ControlPlane::client`].
 
-mod azurite;
+pub mod azurite;
 pub mod bins;
 mod controlplane;
 mod credentials;
