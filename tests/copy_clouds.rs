@@ -50,7 +50,7 @@ async fn a_master_lands_verified_in_gcs_and_azure_in_several_parts() {
         assert_eq!(outcome.report.sha256.as_deref(), Some(expected.as_str()));
         assert_eq!(
             cloud.keys("copy/verified").await,
-            [key.clone()],
+            std::slice::from_ref(&key),
             "{}: no staging object is left beside it",
             cloud.name
         );
