@@ -147,3 +147,25 @@ async fn a_failed_copy_leaves_nothing_in_gcs_or_azure() {
         master.cut_downloads(0, 0).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_master_longer_to_read_back_than_the_clients_budget_is_still_published_to_gcs() {
+    // GCS publication reads the staging object back through the pod. object_store gives one read
+    // a budget: its request timeout, resumed ten times (and three minutes in all), which a
+    // multi-GiB master on a slow link outlasts. Here the same, small: downloads held to 2 MiB/s,
+    // requests cut at 500 ms, so 12 MiB take about a dozen requests.
+    let sim = start_sim(&[]);
+    let gcs = GcsEmulator::start_with(&["-read-rate", &(2 * MIB).to_string()])
+        .expect("the GCS emulator starts (run `make tools` first)");
+    let cloud = Cloud::gcs_with(&gcs, &[("timeout", "500ms")]);
+    let master = Master::new(&sim, 12 * MIB).await;
+    let key = format!("copy/long/{}.mp4", master.id);
+
+    let outcome = cloud
+        .copier(&master, &key)
+        .args(&["--retry-delay", "10ms"])
+        .run()
+        .await;
+    outcome.expect(Reason::Copied);
+    assert_eq!(cloud.sha256(&key).await, (12 * MIB, master.sha256()));
+}

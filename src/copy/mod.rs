@@ -128,6 +128,7 @@ mod existing;
 mod finalize;
 mod local;
 mod progress;
+mod read_back;
 mod report;
 mod retries;
 mod source;

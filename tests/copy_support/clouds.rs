@@ -46,6 +46,16 @@ impl Cloud {
         }
     }
 
+    /// GCS, with more settings of object_store's client in the credentials folder (a user can
+    /// set any of them there, e.g. `timeout`).
+    pub fn gcs_with(gcs: &GcsEmulator, settings: &[(&str, &str)]) -> Cloud {
+        let cloud = Cloud::gcs(gcs);
+        for (name, value) in settings {
+            std::fs::write(cloud.credentials.path().join(name), value).unwrap();
+        }
+        cloud
+    }
+
     /// Azure: the account and its key under object_store's names, the account's endpoint.
     pub fn azure(azurite: &Azurite) -> Cloud {
         Cloud {

@@ -27,6 +27,8 @@ type xmlAPI struct {
 	store   *fakestorage.Server
 	uploads string
 	json    http.Handler
+	// readRate holds each download to this many bytes a second (0: no limit).
+	readRate int64
 }
 
 func (a *xmlAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -243,6 +245,9 @@ func (a *xmlAPI) get(w http.ResponseWriter, r *http.Request, bucket, object stri
 	modified := obj.Updated
 	if modified.IsZero() {
 		modified = time.Now()
+	}
+	if a.readRate > 0 {
+		w = &throttled{ResponseWriter: w, rate: a.readRate}
 	}
 	// ServeContent answers Range, If-Match, If-None-Match, If-(Un)Modified-Since and HEAD.
 	http.ServeContent(w, r, "", modified, obj.Content)
@@ -473,4 +478,33 @@ func readHeaders(r io.Reader) (http.Header, error) {
 		}
 	}
 	return h, nil
+}
+
+// throttled holds a response body to `rate` bytes a second, as a slow link between the store and
+// its client would: the tests give a client timeouts shorter than a whole download this way.
+type throttled struct {
+	http.ResponseWriter
+	rate  int64
+	start time.Time
+	sent  int64
+}
+
+func (t *throttled) Write(p []byte) (int, error) {
+	if t.start.IsZero() {
+		t.start = time.Now()
+	}
+	written := 0
+	for len(p) > 0 {
+		chunk := min(len(p), 64<<10)
+		n, err := t.ResponseWriter.Write(p[:chunk])
+		written += n
+		t.sent += int64(n)
+		if err != nil {
+			return written, err
+		}
+		p = p[chunk:]
+		due := t.start.Add(time.Duration(float64(t.sent) / float64(t.rate) * float64(time.Second)))
+		time.Sleep(time.Until(due))
+	}
+	return written, nil
 }
