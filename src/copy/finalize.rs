@@ -19,10 +19,9 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::args::{CopyArgs, FinalizeMode};
-use super::destination::{
-    Backend, Destination, META_SHA256, META_SIZE, META_SOURCE, set_local_metadata, write_sidecar,
-};
+use super::destination::{Backend, Destination, META_SHA256, META_SIZE, META_SOURCE};
 use super::error::{CopyError, Reason};
+use super::local::{set_local_metadata, write_sidecar};
 use super::upload::PartWriter;
 
 /// How long a presigned S3 request stays valid: one part copy at most.
