@@ -394,6 +394,15 @@ func (a *xmlAPI) putPart(w http.ResponseWriter, r *http.Request, id, number stri
 
 func (a *xmlAPI) complete(w http.ResponseWriter, r *http.Request, bucket, object, id string) {
 	dir, err := a.uploadDir(id)
+	if err == nil {
+		// A completion is idempotent (clients retry one whose answer they did not get): a repeat
+		// answers what the first did.
+		if done, readErr := os.ReadFile(dir + ".done"); readErr == nil {
+			w.Header().Set("Content-Type", "application/xml")
+			w.Write(done)
+			return
+		}
+	}
 	if _, statErr := os.Stat(dir); err != nil || statErr != nil {
 		xmlError(w, http.StatusNotFound, "NoSuchUpload", "no such upload")
 		return
@@ -449,9 +458,11 @@ func (a *xmlAPI) complete(w http.ResponseWriter, r *http.Request, bucket, object
 	if !ok {
 		return
 	}
+	answer, _ := xml.Marshal(completeResult{Bucket: bucket, Key: object, ETag: quote(stored.Etag)})
+	_ = os.WriteFile(dir+".done", answer, 0o644)
 	os.RemoveAll(dir)
 	w.Header().Set("Content-Type", "application/xml")
-	_ = xml.NewEncoder(w).Encode(completeResult{Bucket: bucket, Key: object, ETag: quote(stored.Etag)})
+	w.Write(answer)
 }
 
 func (a *xmlAPI) abort(w http.ResponseWriter, id string) {
