@@ -103,9 +103,40 @@ impl Wakeups {
         }
         targets.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         targets.dedup();
+        self.queue(&targets, received);
+        targets.len()
+    }
+
+    /// The other resources on `asset_id`, in every watched namespace, that need master
+    /// access now: while there is one, the asset's access stays on.
+    pub fn others_wanting(&self, asset_id: &str, me: &Ref) -> Vec<Ref> {
+        let mut found: Vec<Ref> = Vec::new();
+        for index in self.indexes.read().expect("indexes lock").iter() {
+            found.extend(index.read().expect("index lock").wanting(asset_id));
+        }
+        found.retain(|r| r != me);
+        found.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        found.dedup();
+        found
+    }
+
+    /// Wakes the other resources on `asset_id` (poked: they ask Mux), after this one changed
+    /// what Mux shows for it (a new URL, access turned off or kept).
+    pub fn wake_others(&self, asset_id: &str, me: &Ref) {
+        let mut targets: Vec<Ref> = Vec::new();
+        for index in self.indexes.read().expect("indexes lock").iter() {
+            targets.extend(index.read().expect("index lock").lookup(asset_id));
+        }
+        targets.retain(|r| r != me);
+        targets.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        targets.dedup();
+        self.queue(&targets, Instant::now());
+    }
+
+    fn queue(&self, targets: &[Ref], received: Instant) {
         let mut pokes = self.pokes.lock().expect("pokes lock");
         let mut queues = self.queues.lock().expect("queues lock");
-        for target in &targets {
+        for target in targets {
             pokes.entry(target.clone()).or_insert(received);
             for (namespace, queue) in queues.iter_mut() {
                 if namespace.is_none() || namespace == &target.namespace {
@@ -115,7 +146,6 @@ impl Wakeups {
                 }
             }
         }
-        targets.len()
     }
 
     /// Takes the poke of a resource: `Some(arrival)` if a webhook woke it.

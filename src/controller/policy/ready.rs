@@ -119,7 +119,12 @@ pub(super) fn ready(
             .requested_at
             .as_ref()
             .map(|t| t.0)
-            .filter(|_| prev.url.is_none()),
+            .filter(|_| prev.url.is_none())
+            // Another resource on the asset asked for this URL: its window is known.
+            .or(obs
+                .known_grant
+                .filter(|g| same_grant(&g.url, fresh))
+                .map(|g| g.requested_at)),
     };
     let (expires_at, refresh) = match requested_at {
         Some(at) => (
