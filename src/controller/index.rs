@@ -10,6 +10,8 @@ use kube::runtime::watcher;
 use crate::resource::MasterExport;
 
 type Ref = ObjectRef<MasterExport>;
+/// When a claim was made: the resource's creation, then its name, for a stable order.
+type Claim = (Option<jiff::Timestamp>, String, String);
 
 #[derive(Debug, Default)]
 pub struct SourceIndex {
@@ -18,6 +20,10 @@ pub struct SourceIndex {
     /// The resources that need master access now ([`crate::controller::policy::wants_url`]):
     /// what decides whether an asset's access may be turned off.
     wanting: HashSet<Ref>,
+    /// Who names which destination object, with when each was created: the first one
+    /// keeps it, the later ones are refused.
+    destinations: HashMap<String, Vec<(Claim, Ref)>>,
+    destination_of: HashMap<Ref, String>,
     /// Objects seen since the watch (re)started listing; the rest are pruned at its end.
     relisting: Option<HashSet<Ref>>,
 }
@@ -74,11 +80,33 @@ impl SourceIndex {
         if crate::controller::policy::wants_url(obj) {
             self.wanting.insert(r.clone());
         }
+        if let Some(destination) = &obj.spec.destination {
+            let namespace = obj.metadata.namespace.clone().unwrap_or_default();
+            let key = crate::controller::copy_policy::object_key(&namespace, destination);
+            let claim = (
+                obj.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                namespace,
+                obj.metadata.name.clone().unwrap_or_default(),
+            );
+            self.destinations
+                .entry(key.clone())
+                .or_default()
+                .push((claim, r.clone()));
+            self.destination_of.insert(r.clone(), key);
+        }
         self.keys.insert(r, ids);
     }
 
     fn remove(&mut self, r: &Ref) {
         self.wanting.remove(r);
+        if let Some(key) = self.destination_of.remove(r)
+            && let Some(claims) = self.destinations.get_mut(&key)
+        {
+            claims.retain(|(_, other)| other != r);
+            if claims.is_empty() {
+                self.destinations.remove(&key);
+            }
+        }
         for id in self.keys.remove(r).unwrap_or_default() {
             if let Some(set) = self.by_id.get_mut(&id) {
                 set.remove(r);
@@ -108,6 +136,11 @@ impl SourceIndex {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// The claims on destination object `key`, in no particular order.
+    pub fn claims(&self, key: &str) -> Vec<(Claim, Ref)> {
+        self.destinations.get(key).cloned().unwrap_or_default()
     }
 
     pub fn len(&self) -> usize {

@@ -221,13 +221,23 @@ async fn copy_step(obj: &MasterExport, ctx: &Context, step: Step) -> Result<Step
     }
     let namespace = obj.namespace().ok_or(Error::NoNamespace)?;
     let now = Timestamp::now();
+    let uid = obj.uid().unwrap_or_default();
     let job = match copy_policy::job_to_observe(&step.status) {
-        Some(name) => copy_job::observe(&ctx.client, &namespace, name).await?,
+        Some(name) => copy_job::observe(&ctx.client, &namespace, name, &uid).await?,
         None => JobOutcome::Missing,
     };
     let master = step.status.master.clone().unwrap_or_default();
+    let me = ObjectRef::from(obj);
+    let taken_by = obj.spec.destination.as_ref().and_then(|d| {
+        let key = copy_policy::object_key(&namespace, d);
+        ctx.wakeups
+            .destination_taken_by(&key, &me)
+            .map(|r| format!("{}/{}", r.namespace.unwrap_or_default(), r.name))
+    });
     let decision = copy_policy::decide_copy(&CopyInput {
         name: &obj.name_any(),
+        uid: &uid,
+        taken_by: taken_by.as_deref(),
         generation: obj.meta().generation.unwrap_or(0),
         spec: &obj.spec,
         copy: step.status.copy.as_ref(),

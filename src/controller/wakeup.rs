@@ -133,6 +133,45 @@ impl Wakeups {
         self.queue(&targets, Instant::now());
     }
 
+    /// The resource that claimed destination object `key` first (created first), if it is
+    /// not `me`: then `me` must not write it.
+    pub fn destination_taken_by(&self, key: &str, me: &Ref) -> Option<Ref> {
+        let mut claims = Vec::new();
+        for index in self.indexes.read().expect("indexes lock").iter() {
+            claims.extend(index.read().expect("index lock").claims(key));
+        }
+        claims.sort_by(|a, b| a.0.cmp(&b.0));
+        claims
+            .into_iter()
+            .map(|(_, r)| r)
+            .next()
+            .filter(|first| first != me)
+    }
+
+    /// Wakes the other resources that name destination object `key` (one went away: the
+    /// next one may take it).
+    pub fn wake_destination(&self, key: &str, me: &Ref) {
+        let mut targets = Vec::new();
+        for index in self.indexes.read().expect("indexes lock").iter() {
+            targets.extend(index.read().expect("index lock").claims(key));
+        }
+        let targets: Vec<Ref> = targets
+            .into_iter()
+            .map(|(_, r)| r)
+            .filter(|r| r != me)
+            .collect();
+        self.queue(&targets, Instant::now());
+    }
+
+    /// After a resource is gone (and out of the index): wake those it held back.
+    pub fn on_deleted(&self, gone: &MasterExport) {
+        if let Some(destination) = &gone.spec.destination {
+            let namespace = gone.metadata.namespace.clone().unwrap_or_default();
+            let key = super::copy_policy::object_key(&namespace, destination);
+            self.wake_destination(&key, &ObjectRef::from(gone));
+        }
+    }
+
     fn queue(&self, targets: &[Ref], received: Instant) {
         let mut pokes = self.pokes.lock().expect("pokes lock");
         let mut queues = self.queues.lock().expect("queues lock");

@@ -45,7 +45,8 @@ pub fn can_skip_mux(
 pub fn copy_done(spec: &MasterExportSpec, status: &MasterExportStatus) -> bool {
     match (&spec.destination, &status.copy) {
         (Some(destination), Some(copy)) => {
-            copy.destination == destination.url && copy.phase == CopyPhase::Succeeded
+            crate::controller::copy_policy::is_of(copy, destination)
+                && copy.phase == CopyPhase::Succeeded
         }
         _ => false,
     }
