@@ -49,6 +49,9 @@ pub struct Publisher<'a> {
     ctx: &'a Context,
     /// What the URL Secret holds now, as far as this reconcile knows.
     in_secret: Option<String>,
+    /// Whether the URL Secret is this resource's to write: unknown until first needed; a
+    /// Secret someone else created is never written (nor its name published with a URL).
+    ours: Option<bool>,
 }
 
 impl<'a> Publisher<'a> {
@@ -58,7 +61,47 @@ impl<'a> Publisher<'a> {
             obj,
             ctx,
             in_secret: published_url(recorded),
+            ours: None,
         }
+    }
+
+    /// Whether the URL Secret may be written: it does not exist, or this resource created it
+    /// (it is its controller). Asked once per reconcile.
+    async fn secret_is_ours(&mut self) -> Result<bool, Error> {
+        if let Some(ours) = self.ours {
+            return Ok(ours);
+        }
+        let namespace = self.obj.namespace().ok_or(Error::NoNamespace)?;
+        let api: Api<Secret> = Api::namespaced(self.ctx.client.clone(), &namespace);
+        let uid = self.obj.uid().unwrap_or_default();
+        let ours = api
+            .get_metadata_opt(&self.obj.url_secret_name())
+            .await?
+            .is_none_or(|s| {
+                s.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.controller == Some(true) && o.uid == uid)
+            });
+        self.ours = Some(ours);
+        Ok(ours)
+    }
+
+    /// Fails with [`Error::UrlSecretNotOurs`] when the URL Secret's name is taken by a
+    /// Secret this resource did not create: before any Mux call, so nothing is asked for
+    /// that could not be published.
+    pub async fn ensure_secret_is_ours(&mut self) -> Result<(), Error> {
+        if self.secret_is_ours().await? {
+            Ok(())
+        } else {
+            Err(self.refused())
+        }
+    }
+
+    fn refused(&self) -> Error {
+        let namespace = self.obj.namespace().unwrap_or_default();
+        Error::UrlSecretNotOurs(format!("{namespace}/{}", self.obj.url_secret_name()))
     }
 
     /// Publishes `status`: the Secret (when the URL changes), then the status.
@@ -67,9 +110,21 @@ impl<'a> Publisher<'a> {
         status: &mut MasterExportStatus,
         summary: &Summary,
     ) -> Result<(), Error> {
+        if self.ours == Some(false) {
+            // The failure is being recorded: without a Secret to hold it, no URL is
+            // published, and no Secret named.
+            if let Some(master) = status.master.as_mut() {
+                master.url = None;
+                master.url_secret_ref = None;
+            }
+            return apply_status(self.obj, self.ctx, status, summary, None).await;
+        }
         attach_secret_ref(self.obj, status);
         let wanted = published_url(status);
         if wanted != self.in_secret {
+            if !self.secret_is_ours().await? {
+                return Err(self.refused());
+            }
             write_url_secret(self.obj, self.ctx, status).await?;
             self.in_secret = wanted;
         }
@@ -91,6 +146,9 @@ impl<'a> Publisher<'a> {
             });
         let wanted = published_url(status);
         if current != wanted {
+            if !self.secret_is_ours().await? {
+                return Err(self.refused());
+            }
             write_url_secret(self.obj, self.ctx, status).await?;
         }
         self.in_secret = wanted;

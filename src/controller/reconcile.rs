@@ -161,6 +161,7 @@ async fn converge(
     mut status: MasterExportStatus,
     publisher: &mut Publisher<'_>,
 ) -> Result<(Step, bool), Error> {
+    publisher.ensure_secret_is_ours().await?;
     let mux = mux_client(obj, ctx).await?;
     let asset_id = match source_asset(obj, &mux, &status).await? {
         LiveSource::Asset(id) => id,
