@@ -52,6 +52,9 @@ pub struct Publisher<'a> {
     /// Whether the URL Secret is this resource's to write: unknown until first needed; a
     /// Secret someone else created is never written (nor its name published with a URL).
     ours: Option<bool>,
+    /// The status as last recorded (read, or written by this publisher since): what a
+    /// failure is recorded over, so that it keeps `pending` and withdrawn URLs stay withdrawn.
+    recorded: MasterExportStatus,
 }
 
 impl<'a> Publisher<'a> {
@@ -62,6 +65,7 @@ impl<'a> Publisher<'a> {
             ctx,
             in_secret: published_url(recorded),
             ours: None,
+            recorded: recorded.clone(),
         }
     }
 
@@ -117,7 +121,8 @@ impl<'a> Publisher<'a> {
                 master.url = None;
                 master.url_secret_ref = None;
             }
-            return apply_status(self.obj, self.ctx, status, summary, None).await;
+            self.recorded = apply_status(self.obj, self.ctx, status, summary, None).await?;
+            return Ok(());
         }
         attach_secret_ref(self.obj, status);
         let wanted = published_url(status);
@@ -128,7 +133,13 @@ impl<'a> Publisher<'a> {
             write_url_secret(self.obj, self.ctx, status).await?;
             self.in_secret = wanted;
         }
-        apply_status(self.obj, self.ctx, status, summary, None).await
+        self.recorded = apply_status(self.obj, self.ctx, status, summary, None).await?;
+        Ok(())
+    }
+
+    /// The status as last recorded by this reconcile (or as read, if it wrote none).
+    pub fn recorded(&self) -> &MasterExportStatus {
+        &self.recorded
     }
 
     /// Restores the URL Secret if someone deleted or changed it (the status is unchanged).
@@ -167,7 +178,7 @@ pub async fn withdraw_if_unchanged(
     summary: &Summary,
 ) -> Result<bool, Error> {
     match apply_status(obj, ctx, status, summary, obj.resource_version()).await {
-        Ok(()) => {}
+        Ok(_) => {}
         Err(Error::Kube(kube::Error::Api(e))) if e.code == 409 => return Ok(false),
         Err(e) => return Err(e),
     }
@@ -186,14 +197,14 @@ fn attach_secret_ref(obj: &MasterExport, status: &mut MasterExportStatus) {
 /// Writes the whole status by server-side apply: fields the status no longer has (a
 /// settled `pending`, a withdrawn `url`) are removed, which a merge patch would not do.
 /// With `precondition`, the write applies only if the resource is still at that
-/// resourceVersion (a 409 otherwise).
+/// resourceVersion (a 409 otherwise). Returns the status written.
 async fn apply_status(
     obj: &MasterExport,
     ctx: &Context,
     status: &MasterExportStatus,
     summary: &Summary,
     precondition: Option<String>,
-) -> Result<(), Error> {
+) -> Result<MasterExportStatus, Error> {
     let namespace = obj.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<MasterExport> = Api::namespaced(ctx.client.clone(), &namespace);
     let mut status = status.clone();
@@ -218,7 +229,7 @@ async fn apply_status(
         &Patch::Apply(&patch),
     )
     .await?;
-    Ok(())
+    Ok(status)
 }
 
 /// The URL Secret as the status says: `url` and `expiresAt` while a URL is published, no

@@ -130,8 +130,11 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
                 stalled,
                 message: error.to_string(),
             };
+            // Over the status last recorded, not the one read at the start: that one may
+            // lack the intent written since, or publish a URL withdrawn since.
+            let recorded = publisher.recorded().clone();
             let (mut status, summary) = policy::failed_status(
-                &previous,
+                &recorded,
                 obj.meta().generation,
                 &failure,
                 with_margin(Timestamp::now()),
