@@ -470,3 +470,24 @@ fn a_url_another_resource_asked_for_is_adopted_with_its_window() {
     );
     assert_eq!(d.status.master.unwrap().expires_at, None);
 }
+
+#[test]
+fn a_url_whose_window_is_over_when_first_seen_is_unknown_and_renewed_once() {
+    // Requested at t(0); the operator was down for 25 h; Mux shows the URL now.
+    let requested = with_pending(Operation::Request, t(0));
+    let ready = asset(Some((MasterStatus::Ready, Some(URL_A))));
+    let seen = decide_at(t(25 * 3600), &spec(), &requested, &ready);
+    let master = seen.status.master.clone().unwrap();
+    assert_eq!(master.url.as_deref(), Some(URL_A));
+    assert_eq!(master.expires_at, None, "not published as expired");
+    assert_eq!(master.requested_at, None);
+    assert_eq!(seen.requeue_after, Some(Duration::from_millis(100)));
+    let mut withdrawn = seen.status.clone();
+    assert!(
+        !drop_expired_url(&mut withdrawn, t(25 * 3600)),
+        "nothing to withdraw"
+    );
+    // Next: one renewal, not a publish-and-withdraw loop.
+    let next = decide_at(t(25 * 3600), &spec(), &seen.status, &ready);
+    assert_eq!(next.call, Some((Operation::Renew, MasterAccess::Temporary)));
+}
