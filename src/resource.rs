@@ -320,6 +320,10 @@ pub struct CopyStatus {
     pub phase: CopyPhase,
     /// The destination this copy is for (a new destination means a new copy).
     pub destination: String,
+    /// The identity of that destination: a digest of its URL, endpoint, region, credentials
+    /// and volume (a change of any of them is a new destination).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_identity: Option<String>,
     /// The resource generation the copy belongs to.
     #[serde(default)]
     pub generation: i64,
@@ -377,6 +381,8 @@ pub enum CopyReason {
     JobFailed,
     /// The Job disappeared before it finished.
     JobMissing,
+    /// The Job succeeded but its pod left no readable report (size and digest).
+    ReportMissing,
 }
 
 impl From<crate::copy::Reason> for CopyReason {
@@ -415,6 +421,7 @@ impl CopyReason {
             CopyReason::Interrupted => "Interrupted",
             CopyReason::JobFailed => "JobFailed",
             CopyReason::JobMissing => "JobMissing",
+            CopyReason::ReportMissing => "ReportMissing",
         }
     }
 }
@@ -447,7 +454,11 @@ mod tests {
         ] {
             assert_eq!(serde_json::to_value(phase).unwrap(), text);
         }
-        for reason in [CopyReason::JobFailed, CopyReason::JobMissing] {
+        for reason in [
+            CopyReason::JobFailed,
+            CopyReason::JobMissing,
+            CopyReason::ReportMissing,
+        ] {
             assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
         }
     }

@@ -321,3 +321,48 @@ async fn cleanup_waits_for_a_mux_that_is_down_and_says_so() {
     let state = env.world.admin.inspect(&asset.id).await.unwrap();
     assert_eq!(state["asset"]["master_access"], "none");
 }
+
+#[tokio::test]
+async fn a_failed_call_is_recorded_over_the_intent_not_over_the_status_first_read() {
+    // As above: the PUT waits 2 s after the GET, time to make Mux fail it.
+    let env = InProcess::new("rec-intent-error", &["--master-prepare-delay", "30s"], 0.5).await;
+    let asset = env
+        .world
+        .admin
+        .seed_asset(json!({"size": 1000}))
+        .await
+        .unwrap();
+    env.world
+        .create("fails", asset_spec(&asset.id))
+        .await
+        .unwrap();
+    env.reconcile("fails").await.unwrap(); // the finalizer
+
+    let ctx = env.ctx.clone();
+    let obj = env.get("fails").await.unwrap();
+    let running = tokio::spawn(async move { reconcile(Arc::new(obj), ctx).await });
+    let recorded = eventually(support::TIMEOUT, "status.pending", || async {
+        env.get("fails")
+            .await
+            .and_then(|o| o.status)
+            .and_then(|s| s.pending)
+    })
+    .await;
+    env.world
+        .admin
+        .configure(json!({"fail_next": 1}))
+        .await
+        .unwrap();
+    running.await.unwrap().expect("the failure is recorded");
+
+    let obj = env.get("fails").await.unwrap();
+    assert_eq!(
+        condition(&obj, "Reconciling").unwrap(),
+        ("True".into(), "MuxUnavailable".into())
+    );
+    assert_eq!(
+        obj.status.unwrap().pending,
+        Some(recorded),
+        "the intent stays on record: the call may have reached Mux"
+    );
+}

@@ -12,11 +12,11 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
 use super::copy_policy::CopySettings;
-use super::policy::Settings;
+use super::policy::{Grant, Settings};
 use super::sweeper::ExpiryRecord;
 use super::wakeup::Wakeups;
 use crate::metrics::Metrics;
-use crate::resource::MasterExport;
+use crate::resource::{MasterExport, MasterExportStatus};
 use mux::MuxClients;
 
 pub const FIELD_MANAGER: &str = "mux-master-operator";
@@ -61,6 +61,9 @@ pub struct Context {
     pub expiries: ExpiryRecord,
     /// Consecutive failures per resource, for backoff; forgotten on success.
     failures: Mutex<HashMap<ObjectRef<MasterExport>, u32>>,
+    /// The latest URL grant recorded per asset (any resource on it), with its window: what
+    /// another resource on the asset adopts instead of renewing.
+    grants: Mutex<HashMap<String, Grant>>,
 }
 
 impl Context {
@@ -84,7 +87,42 @@ impl Context {
             webhook_poll: options.webhook_poll,
             copy: options.copy,
             failures: Mutex::default(),
+            grants: Mutex::default(),
         }
+    }
+
+    /// Remembers the grant a status publishes, when its window is known.
+    pub(crate) fn record_grant(&self, status: &MasterExportStatus) {
+        let Some(asset) = status.asset.as_ref() else {
+            return;
+        };
+        let Some(master) = status.master.as_ref() else {
+            return;
+        };
+        if let (Some(url), Some(at)) = (&master.url, &master.requested_at) {
+            let grant = Grant {
+                url: url.clone(),
+                requested_at: at.0,
+            };
+            self.grants
+                .lock()
+                .expect("grants lock")
+                .insert(asset.id.clone(), grant);
+        }
+    }
+
+    /// The grant last recorded for `asset`.
+    pub(crate) fn grant_for(&self, asset: &str) -> Option<Grant> {
+        self.grants.lock().expect("grants lock").get(asset).cloned()
+    }
+
+    /// The other resources on `asset` that need access now, as `namespace/name`.
+    pub(crate) fn others_wanting(&self, asset: &str, obj: &MasterExport) -> Vec<String> {
+        self.wakeups
+            .others_wanting(asset, &ObjectRef::from(obj))
+            .into_iter()
+            .map(|r| format!("{}/{}", r.namespace.unwrap_or_default(), r.name))
+            .collect()
     }
 
     /// The slow pace of polls while webhooks flow; `None` when they do not.

@@ -74,15 +74,26 @@ async fn report(pods: &Api<Pod>, job: &str) -> Result<Option<Report>, kube::Erro
         .and_then(|(_, message)| serde_json::from_str::<Report>(message.trim()).ok()))
 }
 
-/// What became of Job `name`.
+/// Whether `job` belongs to the resource with UID `uid` (its controller owner).
+pub fn owned_by_uid(job: &Job, uid: &str) -> bool {
+    job.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true) && o.uid == uid)
+}
+
+/// What became of Job `name`, if it is the resource's (`uid`): a Job of that name owned by
+/// anything else (a leftover of a deleted resource of the same name) is not its copy.
 pub async fn observe(
     client: &Client,
     namespace: &str,
     name: &str,
+    uid: &str,
 ) -> Result<JobOutcome, kube::Error> {
     let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let Some(job) = jobs.get_opt(name).await? else {
+    let Some(job) = jobs.get_opt(name).await?.filter(|j| owned_by_uid(j, uid)) else {
         return Ok(JobOutcome::Missing);
     };
     let succeeded = job.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) > 0;
@@ -99,7 +110,7 @@ pub async fn observe(
 }
 
 /// Creates `job`, first deleting any other unfinished copy Job of the same resource, so that
-/// two copies never write at once. An existing Job of that name is taken as ours.
+/// two copies never write at once. An existing Job of that name is ours: the name carries the resource's UID.
 pub async fn create_exclusive(
     client: &Client,
     namespace: &str,

@@ -12,6 +12,7 @@
 //! - access is revoked after a copy (`afterCopy.revokeAccess`) only once the copy is verified:
 //!   [`CopyDecision::done`] is the only thing that allows it.
 
+mod destination;
 mod outcome;
 
 use std::time::Duration;
@@ -23,6 +24,7 @@ use super::policy::time;
 use crate::copy::Report;
 use crate::resource::{CopyPhase, CopyReason, CopyStatus, MasterExportSpec};
 
+pub use destination::{identity as destination_identity, is_of, object_key};
 pub use outcome::{fold_copy, has_copy_work, job_to_observe};
 
 pub const COPIED: &str = "Copied";
@@ -69,6 +71,9 @@ pub enum JobOutcome {
 #[derive(Debug, Clone)]
 pub struct CopyInput<'a> {
     pub name: &'a str,
+    /// The resource's UID: its Jobs are named for it, so a leftover Job of a deleted
+    /// resource of the same name is never taken for this one's.
+    pub uid: &'a str,
     pub generation: i64,
     pub spec: &'a MasterExportSpec,
     pub copy: Option<&'a CopyStatus>,
@@ -79,6 +84,8 @@ pub struct CopyInput<'a> {
     pub now: Timestamp,
     /// Jobs to try for one copy before giving up on transient failures.
     pub max_attempts: u32,
+    /// Another resource (`namespace/name`) that claimed the same destination object first.
+    pub taken_by: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -96,11 +103,11 @@ pub struct CopyDecision {
     pub stalled: Option<(String, String)>,
 }
 
-/// A deterministic Job name for (resource, destination, generation, attempt), within the
-/// 63 characters a Job name may have (its pods carry it as a label).
-pub fn job_name(name: &str, destination: &str, generation: i64, attempt: u32) -> String {
+/// A deterministic Job name for (resource and its UID, destination identity, generation,
+/// attempt), within the 63 characters a Job name may have (its pods carry it as a label).
+pub fn job_name(name: &str, uid: &str, destination: &str, generation: i64, attempt: u32) -> String {
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(format!("{destination}\n{generation}").as_bytes());
+    let digest = sha2::Sha256::digest(format!("{uid}\n{destination}\n{generation}").as_bytes());
     let suffix = format!("-copy-{}-{attempt}", &hex::encode(digest)[..8]);
     let keep = 63usize.saturating_sub(suffix.len()).min(name.len());
     format!("{}{suffix}", name[..keep].trim_end_matches(['-', '.']))
@@ -115,6 +122,7 @@ fn is_retryable(reason: CopyReason) -> bool {
         | CopyReason::RetriesExhausted
         | CopyReason::StoreFailed
         | CopyReason::Interrupted
+        | CopyReason::ReportMissing
         | CopyReason::Failed => true,
         CopyReason::Copied
         | CopyReason::Skipped
@@ -129,9 +137,22 @@ pub fn decide_copy(input: &CopyInput<'_>) -> CopyDecision {
     let Some(destination) = input.spec.destination.as_ref() else {
         return CopyDecision::default();
     };
+    let identity = destination::identity(destination);
+    if let Some(other) = input.taken_by {
+        let why = format!(
+            "destination {} is already the destination of MasterExport {other}, created earlier; two copies must not write one object: give this MasterExport another destination (or delete one of them)",
+            destination.url
+        );
+        return CopyDecision {
+            condition: Some(Wanted::new(COPIED, false, "DestinationInUse", why.clone())),
+            stalled: Some(("DestinationInUse".into(), why)),
+            copy: input.copy.cloned(),
+            ..Default::default()
+        };
+    }
     let previous = input
         .copy
-        .filter(|c| c.destination == destination.url)
+        .filter(|c| destination::is_of(c, destination))
         // A failed copy of an older generation is not retried as is: the spec changed.
         .filter(|c| !(c.phase == CopyPhase::Failed && c.generation != input.generation))
         .cloned();
@@ -139,11 +160,12 @@ pub fn decide_copy(input: &CopyInput<'_>) -> CopyDecision {
         Some(Wanted::new(COPIED, status, reason, message))
     };
     let start = |attempt: u32, previous: Option<&CopyStatus>| {
-        let job = job_name(input.name, &destination.url, input.generation, attempt);
+        let job = job_name(input.name, input.uid, &identity, input.generation, attempt);
         CopyDecision {
             copy: Some(CopyStatus {
                 phase: CopyPhase::Running,
                 destination: destination.url.clone(),
+                destination_identity: Some(identity.clone()),
                 generation: input.generation,
                 job: Some(job.clone()),
                 attempts: attempt,
@@ -175,6 +197,8 @@ pub fn decide_copy(input: &CopyInput<'_>) -> CopyDecision {
         return start(1, None);
     };
 
+    // A copy recorded before identities were: it is of this destination (by URL); record it.
+    copy.destination_identity = Some(identity.clone());
     match copy.phase {
         CopyPhase::Succeeded => done(copy, destination.url.as_str()),
         CopyPhase::Running => match &input.job {
@@ -191,18 +215,27 @@ pub fn decide_copy(input: &CopyInput<'_>) -> CopyDecision {
                 ..Default::default()
             },
             JobOutcome::Succeeded(report) => {
-                copy.phase = CopyPhase::Succeeded;
                 copy.completed_at = Some(time(input.now));
-                if let Some(report) = report {
-                    copy.object = Some(report.object.clone());
-                    copy.size = report.size;
-                    copy.sha256 = report.sha256.clone();
-                    copy.reason = Some(report.reason.into());
-                    copy.message = report.message.clone();
-                } else {
-                    copy.reason = Some(CopyReason::Copied);
+                match report.as_ref().filter(|r| verified(r)) {
+                    Some(report) => {
+                        copy.phase = CopyPhase::Succeeded;
+                        copy.object = Some(report.object.clone());
+                        copy.size = report.size;
+                        copy.sha256 = report.sha256.clone();
+                        copy.reason = Some(report.reason.into());
+                        copy.message = report.message.clone();
+                        done(copy, destination.url.as_str())
+                    }
+                    // Nothing says what was written: not a verified copy.
+                    None => {
+                        copy.phase = CopyPhase::Failed;
+                        copy.reason = Some(CopyReason::ReportMissing);
+                        copy.message = Some(
+                            "the copy Job succeeded but left no readable report (size and SHA-256), so the copy is not verified".into(),
+                        );
+                        failed(copy, input, start)
+                    }
                 }
-                done(copy, destination.url.as_str())
             }
             JobOutcome::Failed { report, message } => {
                 copy.phase = CopyPhase::Failed;
@@ -231,6 +264,15 @@ pub fn decide_copy(input: &CopyInput<'_>) -> CopyDecision {
         },
         _ => failed(copy, input, start),
     }
+}
+
+/// A report that vouches for a verified copy: a success, with the size and digest checked.
+fn verified(report: &Report) -> bool {
+    matches!(
+        CopyReason::from(report.reason),
+        CopyReason::Copied | CopyReason::Skipped
+    ) && report.size.is_some()
+        && report.sha256.is_some()
 }
 
 fn done(copy: CopyStatus, destination: &str) -> CopyDecision {

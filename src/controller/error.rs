@@ -32,6 +32,10 @@ pub enum Error {
     CredentialsInvalid { secret: String, key: &'static str },
     #[error("Mux has no {what} {id} in the environment of this token")]
     SourceNotFound { what: SourceKind, id: String },
+    #[error(
+        "Secret {0} exists and was not created by this MasterExport: the operator never takes over a Secret it did not create. Set spec.urlSecret.name to a free name (or remove that Secret if it is a leftover)"
+    )]
+    UrlSecretNotOurs(String),
     #[error("the resource has no namespace")]
     NoNamespace,
     #[error(
@@ -62,6 +66,7 @@ impl Error {
                 ..
             } => ("LiveStreamNotFound", true),
             Error::ExpiredWhileWaiting => ("MuxRateLimited", false),
+            Error::UrlSecretNotOurs(_) => ("UrlSecretNotOurs", true),
             Error::NoNamespace | Error::Finalizer(_) => ("InternalError", false),
         }
     }
@@ -160,6 +165,11 @@ mod tests {
                 }),
                 "MuxUnavailable",
                 false,
+            ),
+            (
+                Error::UrlSecretNotOurs("media/mux".into()),
+                "UrlSecretNotOurs",
+                true,
             ),
             (
                 Error::Mux(MuxError::Decode {

@@ -55,7 +55,7 @@ use crate::resource::{
 use conditions::Summary;
 use mux::types::{Asset, AssetStatus, MasterAccess, MasterStatus};
 
-pub use access::{can_skip_mux, copy_done, effective_access};
+pub use access::{can_skip_mux, copy_done, effective_access, wants_url};
 pub use failure::{Failure, drop_expired_url, failed_status, retry_after_failure, url_expired};
 pub use source::{LiveSource, SourceLookup, asset_state, resolve_live_stream, source_lookup};
 pub use timing::{
@@ -96,6 +96,32 @@ pub struct Observation<'a> {
     pub asset: &'a Asset,
     /// Set while webhooks flow: the slow pace of fallback polls while waiting on Mux.
     pub slow_poll: Option<Duration>,
+    /// The other resources on this asset that need master access now (`namespace/name`):
+    /// while there is one, access stays on whatever this one wants.
+    pub others_wanting: &'a [String],
+    /// The URL grant another resource of this operator recorded for this asset, with the
+    /// instant its window counts from: the same URL is then adopted with its window, rather
+    /// than renewed (one grant per asset, one refresh, the same URL published to each).
+    pub known_grant: Option<&'a Grant>,
+}
+
+/// A URL grant of an asset, as the resource that asked for it recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub url: String,
+    pub requested_at: Timestamp,
+}
+
+/// The Ready reason of a resource that wants no access while others on its asset do.
+pub const ACCESS_KEPT_FOR_OTHERS: &str = "AccessKeptForOthers";
+
+/// Why master access to `asset` stays on although this resource (deleted, `access: none`,
+/// or done after its copy) would turn it off.
+pub fn kept_for_others(asset: &str, others: &[String]) -> String {
+    format!(
+        "master access to asset {asset} stays on: other MasterExports still need it ({}); it is turned off when none does",
+        others.join(", ")
+    )
 }
 
 /// How long to wait before looking again at something Mux is working on.
@@ -189,6 +215,22 @@ pub fn decide(obs: &Observation<'_>, settings: &Settings) -> Decision {
             refreshes: prev.refreshes,
             ..Default::default()
         });
+        if master_on && !obs.others_wanting.is_empty() {
+            status.phase = Some(Phase::Revoked);
+            status.pending = None;
+            return Decision {
+                call: None,
+                status,
+                summary: Summary::ready(
+                    ACCESS_KEPT_FOR_OTHERS,
+                    format!(
+                        "this MasterExport publishes no URL; {}",
+                        kept_for_others(&asset.id, obs.others_wanting)
+                    ),
+                ),
+                requeue_after: None,
+            };
+        }
         if master_on {
             return call(
                 status,

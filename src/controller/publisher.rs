@@ -49,6 +49,12 @@ pub struct Publisher<'a> {
     ctx: &'a Context,
     /// What the URL Secret holds now, as far as this reconcile knows.
     in_secret: Option<String>,
+    /// Whether the URL Secret is this resource's to write: unknown until first needed; a
+    /// Secret someone else created is never written (nor its name published with a URL).
+    ours: Option<bool>,
+    /// The status as last recorded (read, or written by this publisher since): what a
+    /// failure is recorded over, so that it keeps `pending` and withdrawn URLs stay withdrawn.
+    recorded: MasterExportStatus,
 }
 
 impl<'a> Publisher<'a> {
@@ -58,7 +64,48 @@ impl<'a> Publisher<'a> {
             obj,
             ctx,
             in_secret: published_url(recorded),
+            ours: None,
+            recorded: recorded.clone(),
         }
+    }
+
+    /// Whether the URL Secret may be written: it does not exist, or this resource created it
+    /// (it is its controller). Asked once per reconcile.
+    async fn secret_is_ours(&mut self) -> Result<bool, Error> {
+        if let Some(ours) = self.ours {
+            return Ok(ours);
+        }
+        let namespace = self.obj.namespace().ok_or(Error::NoNamespace)?;
+        let api: Api<Secret> = Api::namespaced(self.ctx.client.clone(), &namespace);
+        let uid = self.obj.uid().unwrap_or_default();
+        let ours = api
+            .get_metadata_opt(&self.obj.url_secret_name())
+            .await?
+            .is_none_or(|s| {
+                s.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.controller == Some(true) && o.uid == uid)
+            });
+        self.ours = Some(ours);
+        Ok(ours)
+    }
+
+    /// Fails with [`Error::UrlSecretNotOurs`] when the URL Secret's name is taken by a
+    /// Secret this resource did not create: before any Mux call, so nothing is asked for
+    /// that could not be published.
+    pub async fn ensure_secret_is_ours(&mut self) -> Result<(), Error> {
+        if self.secret_is_ours().await? {
+            Ok(())
+        } else {
+            Err(self.refused())
+        }
+    }
+
+    fn refused(&self) -> Error {
+        let namespace = self.obj.namespace().unwrap_or_default();
+        Error::UrlSecretNotOurs(format!("{namespace}/{}", self.obj.url_secret_name()))
     }
 
     /// Publishes `status`: the Secret (when the URL changes), then the status.
@@ -67,13 +114,32 @@ impl<'a> Publisher<'a> {
         status: &mut MasterExportStatus,
         summary: &Summary,
     ) -> Result<(), Error> {
+        if self.ours == Some(false) {
+            // The failure is being recorded: without a Secret to hold it, no URL is
+            // published, and no Secret named.
+            if let Some(master) = status.master.as_mut() {
+                master.url = None;
+                master.url_secret_ref = None;
+            }
+            self.recorded = apply_status(self.obj, self.ctx, status, summary, None).await?;
+            return Ok(());
+        }
         attach_secret_ref(self.obj, status);
         let wanted = published_url(status);
         if wanted != self.in_secret {
+            if !self.secret_is_ours().await? {
+                return Err(self.refused());
+            }
             write_url_secret(self.obj, self.ctx, status).await?;
             self.in_secret = wanted;
         }
-        apply_status(self.obj, self.ctx, status, summary, None).await
+        self.recorded = apply_status(self.obj, self.ctx, status, summary, None).await?;
+        Ok(())
+    }
+
+    /// The status as last recorded by this reconcile (or as read, if it wrote none).
+    pub fn recorded(&self) -> &MasterExportStatus {
+        &self.recorded
     }
 
     /// Restores the URL Secret if someone deleted or changed it (the status is unchanged).
@@ -91,6 +157,9 @@ impl<'a> Publisher<'a> {
             });
         let wanted = published_url(status);
         if current != wanted {
+            if !self.secret_is_ours().await? {
+                return Err(self.refused());
+            }
             write_url_secret(self.obj, self.ctx, status).await?;
         }
         self.in_secret = wanted;
@@ -109,7 +178,7 @@ pub async fn withdraw_if_unchanged(
     summary: &Summary,
 ) -> Result<bool, Error> {
     match apply_status(obj, ctx, status, summary, obj.resource_version()).await {
-        Ok(()) => {}
+        Ok(_) => {}
         Err(Error::Kube(kube::Error::Api(e))) if e.code == 409 => return Ok(false),
         Err(e) => return Err(e),
     }
@@ -128,14 +197,14 @@ fn attach_secret_ref(obj: &MasterExport, status: &mut MasterExportStatus) {
 /// Writes the whole status by server-side apply: fields the status no longer has (a
 /// settled `pending`, a withdrawn `url`) are removed, which a merge patch would not do.
 /// With `precondition`, the write applies only if the resource is still at that
-/// resourceVersion (a 409 otherwise).
+/// resourceVersion (a 409 otherwise). Returns the status written.
 async fn apply_status(
     obj: &MasterExport,
     ctx: &Context,
     status: &MasterExportStatus,
     summary: &Summary,
     precondition: Option<String>,
-) -> Result<(), Error> {
+) -> Result<MasterExportStatus, Error> {
     let namespace = obj.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<MasterExport> = Api::namespaced(ctx.client.clone(), &namespace);
     let mut status = status.clone();
@@ -160,7 +229,7 @@ async fn apply_status(
         &Patch::Apply(&patch),
     )
     .await?;
-    Ok(())
+    Ok(status)
 }
 
 /// The URL Secret as the status says: `url` and `expiresAt` while a URL is published, no

@@ -81,6 +81,7 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
     if poked.is_none() && policy::can_skip_mux(&obj.spec, &previous, obj.meta().generation, now) {
         publisher.restore_secret(&previous).await?;
         track_expiry(&obj, ctx, &previous);
+        ctx.record_grant(&previous);
         return Ok(policy::skipped_requeue(&previous, now)
             .map(Action::requeue)
             .unwrap_or_else(Action::await_change));
@@ -97,12 +98,17 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
     let mut spec = obj.spec.clone();
     spec.access = policy::effective_access(&obj.spec, &recorded);
     let converged = match converge(&obj, &spec, ctx, recorded, &mut publisher).await {
-        Ok(step) => copy_step(&obj, ctx, step).await,
+        Ok((step, changed)) => copy_step(&obj, ctx, step).await.map(|s| (s, changed)),
         Err(error) => Err(error),
     };
     match converged {
-        Ok(mut step) => {
+        Ok((mut step, changed_access)) => {
             publisher.publish(&mut step.status, &step.summary).await?;
+            ctx.record_grant(&step.status);
+            if changed_access && let Some(asset) = step.status.asset.as_ref() {
+                // What Mux shows for the asset changed: the others on it look again.
+                ctx.wakeups.wake_others(&asset.id, &ObjectRef::from(&*obj));
+            }
             if let Some(arrived) = poked {
                 ctx.metrics
                     .webhook_to_status_seconds
@@ -124,8 +130,11 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
                 stalled,
                 message: error.to_string(),
             };
+            // Over the status last recorded, not the one read at the start: that one may
+            // lack the intent written since, or publish a URL withdrawn since.
+            let recorded = publisher.recorded().clone();
             let (mut status, summary) = policy::failed_status(
-                &previous,
+                &recorded,
                 obj.meta().generation,
                 &failure,
                 with_margin(Timestamp::now()),
@@ -146,29 +155,31 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
     }
 }
 
-/// Reads the world and acts until the policy asks for no more calls.
+/// Reads the world and acts until the policy asks for no more calls; says whether it
+/// changed master access at Mux.
 async fn converge(
     obj: &MasterExport,
     spec: &MasterExportSpec,
     ctx: &Context,
     mut status: MasterExportStatus,
     publisher: &mut Publisher<'_>,
-) -> Result<Step, Error> {
+) -> Result<(Step, bool), Error> {
+    publisher.ensure_secret_is_ours().await?;
     let mux = mux_client(obj, ctx).await?;
     let asset_id = match source_asset(obj, &mux, &status).await? {
         LiveSource::Asset(id) => id,
         LiveSource::Waiting(message) => {
             let wait = ctx.slow_poll().unwrap_or(ctx.settings.poll_max);
-            return Ok(policy::waiting_for_recording(
-                status,
-                obj.meta().generation,
-                message,
-                wait,
-            ));
+            let step = policy::waiting_for_recording(status, obj.meta().generation, message, wait);
+            return Ok((step, false));
         }
     };
     let mut asset = before_expiry(&status, get_asset(&mux, &asset_id)).await?;
     let spread_seed = policy::spread_seed(&obj.uid().unwrap_or_else(|| obj.name_any()));
+    // The asset's access is decided over every resource on it.
+    let others_wanting = ctx.others_wanting(&asset_id, obj);
+    let known_grant = ctx.grant_for(&asset_id);
+    let mut changed = false;
     // Each call changes what Mux shows; a handful of steps covers the longest path
     // (renew → same URL → none → temporary).
     for _ in 0..6 {
@@ -180,10 +191,12 @@ async fn converge(
             status: &status,
             asset: &asset,
             slow_poll: ctx.slow_poll(),
+            others_wanting: &others_wanting,
+            known_grant: known_grant.as_ref(),
         };
         let decision = policy::decide(&observation, &ctx.settings);
         let Some((operation, access)) = decision.call else {
-            return Ok(decision.into());
+            return Ok((decision.into(), changed));
         };
         // The intent first: a restart then knows what may be in flight, and since when.
         let mut intent = decision.status;
@@ -191,6 +204,7 @@ async fn converge(
         publisher.publish(&mut intent, &decision.summary).await?;
         tracing::info!(name = %obj.name_any(), asset = %asset_id, ?operation, access = access.as_str(), "changing master access");
         asset = before_expiry(&intent, put_access(&mux, &asset_id, access)).await?;
+        changed = true;
         if operation == Operation::Revoke {
             let message = format!("master access to asset {asset_id} turned off");
             events::publish(obj, ctx, Note::normal("AccessRevoked", message)).await;
@@ -211,13 +225,23 @@ async fn copy_step(obj: &MasterExport, ctx: &Context, step: Step) -> Result<Step
     }
     let namespace = obj.namespace().ok_or(Error::NoNamespace)?;
     let now = Timestamp::now();
+    let uid = obj.uid().unwrap_or_default();
     let job = match copy_policy::job_to_observe(&step.status) {
-        Some(name) => copy_job::observe(&ctx.client, &namespace, name).await?,
+        Some(name) => copy_job::observe(&ctx.client, &namespace, name, &uid).await?,
         None => JobOutcome::Missing,
     };
     let master = step.status.master.clone().unwrap_or_default();
+    let me = ObjectRef::from(obj);
+    let taken_by = obj.spec.destination.as_ref().and_then(|d| {
+        let key = copy_policy::object_key(&namespace, d);
+        ctx.wakeups
+            .destination_taken_by(&key, &me)
+            .map(|r| format!("{}/{}", r.namespace.unwrap_or_default(), r.name))
+    });
     let decision = copy_policy::decide_copy(&CopyInput {
         name: &obj.name_any(),
+        uid: &uid,
+        taken_by: taken_by.as_deref(),
         generation: obj.meta().generation.unwrap_or(0),
         spec: &obj.spec,
         copy: step.status.copy.as_ref(),
@@ -266,6 +290,12 @@ async fn cleanup(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error>
     let Some(asset_id) = asset_id else {
         return Ok(Action::await_change());
     };
+    let others = ctx.others_wanting(&asset_id, &obj);
+    if !others.is_empty() {
+        let message = policy::kept_for_others(&asset_id, &others);
+        events::publish(&obj, ctx, Note::normal("RevokeHeldBack", message)).await;
+        return Ok(Action::await_change());
+    }
     let outcome = match mux_client(&obj, ctx).await {
         Ok(mux) => put_access(&mux, &asset_id, MasterAccess::None)
             .await
@@ -276,6 +306,7 @@ async fn cleanup(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error>
         Ok(()) => {
             let message = format!("master access to asset {asset_id} turned off on deletion");
             events::publish(&obj, ctx, Note::normal("AccessRevoked", message)).await;
+            ctx.wakeups.wake_others(&asset_id, &ObjectRef::from(&*obj));
             Ok(Action::await_change())
         }
         Err(Error::SourceNotFound { .. }) => Ok(Action::await_change()),

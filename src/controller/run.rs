@@ -274,6 +274,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         let (reader, writer) = reflector::store();
         let index = Arc::new(RwLock::new(SourceIndex::default()));
         let index_writer = index.clone();
+        let freed = wakeups.clone();
         let objects = watcher(api, watcher::Config::default().any_semantic())
             .default_backoff()
             .map_ok(move |event| {
@@ -281,6 +282,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
                     .write()
                     .expect("index lock")
                     .apply_event(&event);
+                if let watcher::Event::Delete(gone) = &event {
+                    // Its destination is free now: the next resource naming it may copy.
+                    freed.on_deleted(gone);
+                }
                 event
             })
             .reflect(writer)

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::{COPIED, CopyDecision};
 use crate::controller::conditions::{self, Summary};
-use crate::controller::policy::Step;
+use crate::controller::policy::{ACCESS_KEPT_FOR_OTHERS, Step};
 use crate::resource::{CopyPhase, MasterExportSpec, MasterExportStatus, Phase};
 
 /// The copy Job poll while one runs: the Job's own events wake the controller sooner.
@@ -93,10 +93,13 @@ pub fn fold_copy(
             );
             requeue_after = Some(AT_ONCE);
         } else if !summary.stalled {
-            let tail = if revoke {
-                "; master access is off, as afterCopy asks"
+            let tail = if summary.reason == ACCESS_KEPT_FOR_OTHERS {
+                // Done here, but the asset's access is not this resource's alone to end.
+                format!("; {}", summary.message)
+            } else if revoke {
+                "; master access is off, as afterCopy asks".into()
             } else {
-                ""
+                String::new()
             };
             summary = Summary::ready("Copied", format!("{message}{tail}"));
         }
@@ -279,6 +282,24 @@ mod tests {
                 assert_eq!(master.refresh_at, Some(Time(t(0))), "refresh now");
             }
         }
+    }
+
+    #[test]
+    fn a_verified_copy_whose_access_is_kept_for_others_says_so() {
+        let decision = CopyDecision {
+            copy: copy(CopyPhase::Succeeded),
+            condition: condition("Verified"),
+            done: true,
+            ..Default::default()
+        };
+        let mut step = ready_step();
+        step.status.master.as_mut().unwrap().url = None;
+        step.summary = Summary::ready(ACCESS_KEPT_FOR_OTHERS, "kept for media/b");
+        let out = fold_copy(&spec(true), Some(1), &decision, step, t(0));
+        assert_eq!(out.status.phase, Some(Phase::Copied));
+        assert_eq!(out.summary.reason, "Copied");
+        assert_eq!(out.summary.message, "m-Verified; kept for media/b");
+        assert!(!out.summary.message.contains("is off"));
     }
 
     #[test]

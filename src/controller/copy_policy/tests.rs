@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::copy::Reason;
-use crate::resource::{Destination, LocalObjectRef, Source};
+use crate::resource::{CopyReason, Destination, LocalObjectRef, MasterExportStatus, Source};
 
 fn t(secs: i64) -> Timestamp {
     Timestamp::from_second(1_700_000_000 + secs).unwrap()
@@ -40,6 +40,7 @@ fn input<'a>(
 ) -> CopyInput<'a> {
     CopyInput {
         name: "keynote",
+        uid: "u1",
         generation: 1,
         spec,
         copy,
@@ -48,6 +49,7 @@ fn input<'a>(
         job,
         now: t(10),
         max_attempts: 4,
+        taken_by: None,
     }
 }
 
@@ -173,9 +175,13 @@ fn a_new_destination_means_a_new_copy() {
     let running = decide_copy(&input(&spec, None, JobOutcome::Missing))
         .copy
         .unwrap();
-    let done = decide_copy(&input(&spec, Some(&running), JobOutcome::Succeeded(None)))
-        .copy
-        .unwrap();
+    let done = decide_copy(&input(
+        &spec,
+        Some(&running),
+        JobOutcome::Succeeded(Some(report(Reason::Copied))),
+    ))
+    .copy
+    .unwrap();
     let mut moved = spec.clone();
     moved.destination.as_mut().unwrap().url = "s3://archive/other.mp4".into();
     let mut i = input(&moved, Some(&done), JobOutcome::Missing);
@@ -187,8 +193,75 @@ fn a_new_destination_means_a_new_copy() {
 #[test]
 fn job_names_are_deterministic_and_short() {
     let long = "x".repeat(80);
-    let a = job_name(&long, "s3://b/k", 3, 1);
+    let a = job_name(&long, "u1", "s3://b/k", 3, 1);
     assert!(a.len() <= 63, "{a}");
-    assert_eq!(a, job_name(&long, "s3://b/k", 3, 1));
-    assert_ne!(a, job_name(&long, "s3://b/k", 4, 1));
+    assert_eq!(a, job_name(&long, "u1", "s3://b/k", 3, 1));
+    assert_ne!(a, job_name(&long, "u1", "s3://b/k", 4, 1));
+    assert_ne!(
+        a,
+        job_name(&long, "u2", "s3://b/k", 3, 1),
+        "a recreated resource of the same name has Jobs of its own"
+    );
+}
+
+#[test]
+fn a_successful_job_without_a_readable_report_is_not_a_verified_copy() {
+    let spec = spec();
+    let running = decide_copy(&input(&spec, None, JobOutcome::Missing))
+        .copy
+        .unwrap();
+    let mut no_digest = report(Reason::Copied);
+    no_digest.sha256 = None;
+    for outcome in [
+        JobOutcome::Succeeded(None),
+        JobOutcome::Succeeded(Some(no_digest)),
+    ] {
+        let d = decide_copy(&input(&spec, Some(&running), outcome));
+        assert!(!d.done, "not verified");
+        let copy = d.copy.unwrap();
+        assert_eq!(copy.reason, Some(CopyReason::ReportMissing));
+        assert_eq!(copy.attempts, 2, "another Job runs");
+        assert!(d.create_job.unwrap().ends_with("-2"));
+    }
+}
+
+#[test]
+fn a_new_endpoint_region_credentials_or_volume_means_a_new_copy() {
+    let spec = spec();
+    let running = decide_copy(&input(&spec, None, JobOutcome::Missing))
+        .copy
+        .unwrap();
+    let done = decide_copy(&input(
+        &spec,
+        Some(&running),
+        JobOutcome::Succeeded(Some(report(Reason::Copied))),
+    ));
+    assert!(done.done);
+    let copied = done.copy.unwrap();
+    let mut moved = spec.clone();
+    moved.destination.as_mut().unwrap().endpoint = Some("http://other:9000".into());
+    let d = decide_copy(&input(&moved, Some(&copied), JobOutcome::Missing));
+    assert!(!d.done && d.create_job.is_some(), "same URL, another store");
+    assert!(!crate::controller::policy::copy_done(
+        &moved,
+        &MasterExportStatus {
+            copy: Some(copied.clone()),
+            ..Default::default()
+        }
+    ));
+    let again = decide_copy(&input(&spec, Some(&copied), JobOutcome::Missing));
+    assert!(again.done, "the original destination is still copied");
+}
+
+#[test]
+fn a_destination_another_resource_claimed_first_is_refused() {
+    let spec = spec();
+    let mut i = input(&spec, None, JobOutcome::Missing);
+    i.taken_by = Some("media/first");
+    let d = decide_copy(&i);
+    assert_eq!(d.create_job, None, "no Job writes another's object");
+    let (reason, message) = d.stalled.unwrap();
+    assert_eq!(reason, "DestinationInUse");
+    assert!(message.contains("media/first") && message.contains("s3://archive/k.mp4"));
+    assert!(!d.done);
 }

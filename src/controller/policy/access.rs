@@ -2,7 +2,18 @@
 
 use jiff::Timestamp;
 
-use crate::resource::{Access, CopyPhase, MasterExportSpec, MasterExportStatus, Phase};
+use crate::resource::{
+    Access, CopyPhase, MasterExport, MasterExportSpec, MasterExportStatus, Phase,
+};
+
+/// Whether a resource needs master access to its asset now: it is not being deleted, and
+/// its access (after a verified copy that asks to revoke: `none`) is `temporary`. The access
+/// an asset gets is decided from this, over every resource on it: `none` only when none does.
+pub fn wants_url(obj: &MasterExport) -> bool {
+    let status = obj.status.clone().unwrap_or_default();
+    obj.metadata.deletion_timestamp.is_none()
+        && effective_access(&obj.spec, &status) == Access::Temporary
+}
 
 /// Whether this reconcile can skip Mux entirely: the URL is fresh, nothing is in flight and
 /// the spec has not changed. This keeps a restart of the operator from costing one API call
@@ -34,7 +45,8 @@ pub fn can_skip_mux(
 pub fn copy_done(spec: &MasterExportSpec, status: &MasterExportStatus) -> bool {
     match (&spec.destination, &status.copy) {
         (Some(destination), Some(copy)) => {
-            copy.destination == destination.url && copy.phase == CopyPhase::Succeeded
+            crate::controller::copy_policy::is_of(copy, destination)
+                && copy.phase == CopyPhase::Succeeded
         }
         _ => false,
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use mux::types::{MasterAccess, MasterUrl};
 
 use super::conditions::Summary;
-use super::timing::{add, refresh_at, refresh_before, time, until};
+use super::timing::{add, refresh_at, refresh_before, time, until, with_margin};
 use super::{Decision, Observation, Settings};
 use crate::resource::{
     MasterExportSpec, MasterExportStatus, MasterStage, MasterState, Operation, Phase,
@@ -119,8 +119,17 @@ pub(super) fn ready(
             .requested_at
             .as_ref()
             .map(|t| t.0)
-            .filter(|_| prev.url.is_none()),
+            .filter(|_| prev.url.is_none())
+            // Another resource on the asset asked for this URL: its window is known.
+            .or(obs
+                .known_grant
+                .filter(|g| same_grant(&g.url, fresh))
+                .map(|g| g.requested_at)),
     };
+    // A window already over when the URL is first seen (the operator was down past it, and
+    // Mux may count from `ready`): the URL's real expiry is unknown, not past; renew once.
+    let requested_at =
+        requested_at.filter(|at| with_margin(obs.now) < add(*at, settings.url_lifetime));
     let (expires_at, refresh) = match requested_at {
         Some(at) => (
             Some(add(at, settings.url_lifetime)),
