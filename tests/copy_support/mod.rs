@@ -3,10 +3,12 @@
 // Each test target uses a part of it.
 #![allow(dead_code, unused_imports)]
 
+pub mod clouds;
 pub mod copier;
 pub mod master;
 pub mod store;
 
+pub use clouds::Cloud;
 pub use copier::{Copier, Outcome, Running};
 pub use master::{Master, start_sim};
 pub use store::{
