@@ -110,6 +110,17 @@ pub struct CopyArgs {
     #[arg(long, env = "MMO_SETTLE_CHECKS", default_value_t = 2)]
     pub settle_checks: u32,
 
+    /// Do not check that the master is a whole MP4 (ISO BMFF) file before publishing it: for
+    /// a master that is not MP4. Without it, a file whose top-level boxes do not tile it
+    /// exactly, or that has no `moov`, is not complete yet, whatever its length does.
+    #[arg(long, env = "MMO_SKIP_MP4_CHECK")]
+    pub skip_mp4_check: bool,
+
+    /// How long a master may stay incomplete (its MP4 structure not whole) without growing
+    /// before the copy gives up with MasterIncomplete (a retry may find it whole).
+    #[arg(long, env = "MMO_INCOMPLETE_WAIT", default_value = "5m", value_parser = duration_arg)]
+    pub incomplete_wait: Duration,
+
     /// How often progress is logged.
     #[arg(long, env = "MMO_PROGRESS_INTERVAL", default_value = "2s", value_parser = duration_arg)]
     pub progress_interval: Duration,

@@ -1,6 +1,8 @@
 //! One pass over the master, from byte 0 to its settled end: `Range` requests resumed after
 //! transient failures, bodies streamed into the hash and the staging upload, and the
-//! final-length rule (quiet checks `--settle` apart).
+//! final-length rule (quiet checks `--settle` apart, and a whole MP4 structure).
+
+use std::time::Instant;
 
 use bytes::Buf;
 use reqwest::Response;
@@ -8,7 +10,8 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::args::CopyArgs;
-use super::error::CopyError;
+use super::error::{CopyError, Reason};
+use super::mp4::{BoxWalker, Structure};
 use super::progress::Progress;
 use super::retries::{Retries, sleep};
 use super::source::{FetchError, Fetched, Source, Validator, describe};
@@ -46,6 +49,10 @@ pub struct Download<'a> {
     content_type: Option<String>,
     retries: Retries<'a>,
     progress: Progress,
+    /// The MP4 structure of what was streamed (`None` with `--skip-mp4-check`).
+    structure: Option<BoxWalker>,
+    /// Since when the end was reached, quiet, with an incomplete structure (and no growth).
+    incomplete_since: Option<Instant>,
 }
 
 impl<'a> Download<'a> {
@@ -61,10 +68,13 @@ impl<'a> Download<'a> {
             content_type: None,
             retries: Retries::new(args, cancel),
             progress: Progress::new(args.progress_interval),
+            structure: (!args.skip_mp4_check).then(BoxWalker::new),
+            incomplete_since: None,
         }
     }
 
-    /// Streams until `--settle-checks` checks in a row find no byte past the end.
+    /// Streams until `--settle-checks` checks in a row find no byte past the end and what was
+    /// streamed is a whole MP4.
     pub async fn run(&mut self, writer: &mut PartWriter) -> Result<(), Stop> {
         let mut quiet_checks = 0;
         let mut reached_end = false;
@@ -85,8 +95,31 @@ impl<'a> Download<'a> {
                     self.total = Some(total);
                     quiet_checks += 1;
                     if quiet_checks >= self.args.settle_checks {
-                        self.progress.log(self.done, self.total);
-                        return Ok(());
+                        let Some(why) = self.not_whole() else {
+                            self.progress.log(self.done, self.total);
+                            return Ok(());
+                        };
+                        // Not complete, whatever the length says: read on, within a bound.
+                        let since = *self.incomplete_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= self.args.incomplete_wait {
+                            return Err(CopyError::new(
+                                Reason::MasterIncomplete,
+                                format!(
+                                    "the master is not a whole MP4 after {:?} without growing \
+                                     ({} bytes: {why})",
+                                    self.args.incomplete_wait, self.done
+                                ),
+                            )
+                            .into());
+                        }
+                        tracing::info!(
+                            "no byte past {} for now, but the master is not complete ({why}): \
+                             checking again in {:?}",
+                            self.done,
+                            self.args.settle
+                        );
+                        wait = Some(self.args.settle);
+                        continue;
                     }
                     tracing::debug!(
                         "nothing past byte {}: checking again in {:?} ({quiet_checks}/{})",
@@ -124,6 +157,7 @@ impl<'a> Download<'a> {
                     }
                     self.total = total.or(self.total);
                     quiet_checks = 0;
+                    self.incomplete_since = None;
                     let before = self.done;
                     reached_end = false;
                     match self.stream_body(response, body_start, end, writer).await {
@@ -173,6 +207,9 @@ impl<'a> Download<'a> {
                 }
             }
             self.hasher.update(&bytes);
+            if let Some(structure) = &mut self.structure {
+                structure.update(&bytes);
+            }
             let written = tokio::select! {
                 written = writer.write(&bytes) => written,
                 _ = self.cancel.cancelled() => return Err(BodyError::Fatal(CopyError::interrupted())),
@@ -192,6 +229,14 @@ impl<'a> Download<'a> {
                 self.done
             ))),
             _ => Ok(()),
+        }
+    }
+
+    /// Why what was streamed is not a whole MP4 yet, if it is not (and it is checked).
+    fn not_whole(&self) -> Option<String> {
+        match self.structure.as_ref()?.verdict() {
+            Structure::Complete => None,
+            Structure::Incomplete(why) => Some(why),
         }
     }
 

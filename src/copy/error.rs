@@ -28,6 +28,9 @@ pub enum Reason {
     SourceFailed,
     /// SIGTERM or SIGINT.
     Interrupted,
+    /// The master is not a whole MP4 yet (its boxes do not tile it, or it has no `moov`) and
+    /// did not become one within `--incomplete-wait`: a later run may find it whole.
+    MasterIncomplete,
 }
 
 impl Reason {
@@ -44,6 +47,7 @@ impl Reason {
             Reason::StoreFailed => 7,
             Reason::SourceFailed => 8,
             Reason::Interrupted => 9,
+            Reason::MasterIncomplete => 10,
         }
     }
 
@@ -60,6 +64,7 @@ impl Reason {
             Reason::StoreFailed,
             Reason::SourceFailed,
             Reason::Interrupted,
+            Reason::MasterIncomplete,
         ]
         .into_iter()
         .find(|r| i32::from(r.exit_code()) == code)
@@ -116,6 +121,7 @@ mod tests {
             Reason::StoreFailed,
             Reason::SourceFailed,
             Reason::Interrupted,
+            Reason::MasterIncomplete,
         ];
         let mut codes: Vec<u8> = all.iter().map(|r| r.exit_code()).collect();
         codes.sort();

@@ -65,6 +65,15 @@
 //!    been seen growing, every check waits `--settle` first (no busy loop on a growing file).
 //!    A length *below* what was received means the file changed: restart. The same rule
 //!    (probes of `bytes=0-0`) gives the settled length that the idempotence check compares.
+//!
+//!    Time alone cannot tell a finished file from a writer that pauses longer than the settle
+//!    checks, so the length is final only when what was streamed is also a whole MP4 (ISO
+//!    BMFF): its top-level boxes (32- or 64-bit sizes, `0` meaning "to the end") tile the file
+//!    exactly, `ftyp` first, with a `moov`, and every movie fragment has its `mdat` (see
+//!    `mp4`). A file that is not is not complete: the checks go on, `--settle` apart, and a
+//!    master that neither grows nor becomes whole within `--incomplete-wait` (5 min) ends the
+//!    copy with `MasterIncomplete` (retryable). `--skip-mp4-check` turns this off for a
+//!    master that is not MP4.
 //! 5. **Verification and publication.** The staging upload is completed and its size read back;
 //!    `--expected-sha256`/`--expected-size` are checked. Then the object is published under its
 //!    final key *with* `sha256`, `size` and `source` (the redacted URL) metadata, which S3, GCS
@@ -119,6 +128,7 @@
 //! | 7      | `StoreFailed`        | the object store refused or failed (after its own retries)   |
 //! | 8      | `SourceFailed`       | the source answered something final: 404, 410, another 4xx   |
 //! | 9      | `Interrupted`        | SIGTERM or SIGINT; cleaned up before exiting                 |
+//! | 10     | `MasterIncomplete`   | not a whole MP4 within `--incomplete-wait`: retry later      |
 
 mod args;
 mod destination;
@@ -127,6 +137,7 @@ mod error;
 mod existing;
 mod finalize;
 mod local;
+mod mp4;
 mod progress;
 mod report;
 mod retries;
