@@ -28,18 +28,19 @@
 //!
 //! # What a copy does
 //!
-//! 1. **Idempotence.** If the destination already holds an object, it is ours and current when
-//!    it carries `sha256` metadata (and `size` metadata equal to its length) and either
-//!    - `--expected-sha256` (and `--expected-size`, if given) is set and equal: *skipped* without
-//!      contacting the source at all (the controller passes what a previous verified copy
-//!      reported, so an expired URL does not matter), or
-//!    - no expected digest is given and the source's *settled* length (below) equals the
-//!      object's size: *skipped*. Mux masters do not change once final, and the destination key
-//!      belongs to one resource, so equal length plus a digest we recorded after verifying is
-//!      taken as "the same master" without downloading it again.
+//! 1. **Idempotence.** If the destination already holds an object, it is skipped only when its
+//!    recorded digest equals one derived from the source. The object must carry `sha256`
+//!    metadata (and `size` metadata equal to its length), and either
+//!    - `--expected-sha256` (and `--expected-size`, if given) is set and equal: *skipped*
+//!      without contacting the source at all (the controller passes what a previous verified
+//!      copy reported, so an expired URL does not matter), or
+//!    - no expected digest is given: the master is streamed (to the staging object, as for a
+//!      copy) and the object is *skipped* if this run's digest and length are the recorded
+//!      ones. A length, or a digest the object merely carries, proves nothing.
 //!
 //!    Any other existing object is *different*: the copy ends with `DestinationExists` unless
-//!    `--overwrite` is set, and nothing is downloaded or written.
+//!    `--overwrite` is set; nothing is written over it (an object without a recorded digest is
+//!    refused before anything is downloaded).
 //! 2. **Streaming.** The master is fetched with `Range: bytes=<done>-` requests and written as a
 //!    multipart upload to a staging object, `<key>.mmo-partial`, in parts of `--part-size`
 //!    (8 MiB), at most `--parts-in-flight` (2) uploading at once while the next one fills:
@@ -63,8 +64,7 @@
 //!    only after `--settle-checks` (2) quiet checks in a row, spaced by `--settle` (10 s): the
 //!    length must have held still for `--settle × (checks − 1)` at least. Once the master has
 //!    been seen growing, every check waits `--settle` first (no busy loop on a growing file).
-//!    A length *below* what was received means the file changed: restart. The same rule
-//!    (probes of `bytes=0-0`) gives the settled length that the idempotence check compares.
+//!    A length *below* what was received means the file changed: restart.
 //!
 //!    Time alone cannot tell a finished file from a writer that pauses longer than the settle
 //!    checks, so the length is final only when what was streamed is also a whole MP4 (ISO

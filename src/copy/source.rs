@@ -256,25 +256,6 @@ impl Source {
             .into()),
         }
     }
-
-    /// The file's current length, from `Range: bytes=0-0`, without reading the body.
-    pub async fn length(&self) -> Result<u64, FetchError> {
-        let response = self.get("bytes=0-0", None).await?;
-        let status = response.status();
-        let headers = response.headers();
-        let total = match status {
-            StatusCode::PARTIAL_CONTENT => content_range(headers).and_then(|(_, _, total)| total),
-            StatusCode::OK => response.content_length(),
-            StatusCode::RANGE_NOT_SATISFIABLE => unsatisfied_length(headers),
-            _ => None,
-        };
-        total.ok_or_else(|| {
-            FetchError::Fatal(CopyError::new(
-                Reason::SourceFailed,
-                format!("the source's length is unknown (answer {status})"),
-            ))
-        })
-    }
 }
 
 /// `Changed` when the server names another version of the file than the one we were reading.

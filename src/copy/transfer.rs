@@ -12,7 +12,7 @@ use super::args::CopyArgs;
 use super::destination::Destination;
 use super::download::{Download, Stop};
 use super::error::{CopyError, Reason};
-use super::existing::decide_on_existing;
+use super::existing::{Expected, OnExisting, after_streaming, before_streaming};
 use super::finalize::abort_leftover_uploads;
 use super::local::remove_local_leftovers;
 use super::report::Report;
@@ -35,11 +35,19 @@ pub async fn copy(args: &CopyArgs, cancel: &CancellationToken) -> Result<Report,
         args.parts_in_flight
     );
 
-    if let Some(existing) = destination.existing().await?
-        && let Some(skipped) =
-            decide_on_existing(&destination, &existing, &source, args, cancel).await?
-    {
-        return Ok(skipped);
+    let expected_sha256 = args.expected_sha256();
+    let expected = Expected {
+        sha256: expected_sha256.as_deref(),
+        size: args.expected_size,
+        overwrite: args.overwrite,
+    };
+    let name = &destination.display;
+    let on_existing = match destination.existing().await? {
+        Some(existing) => Some(before_streaming(name, &existing, expected)?),
+        None => None,
+    };
+    if let Some(OnExisting::Skip(report)) = on_existing {
+        return Ok(report);
     }
 
     match destination.files() {
@@ -47,6 +55,19 @@ pub async fn copy(args: &CopyArgs, cancel: &CancellationToken) -> Result<Report,
         None => abort_leftover_uploads(&destination).await,
     }
     let streamed = stream_to_staging(&source, &destination, args, cancel).await?;
+    if let Some(OnExisting::CompareWith { sha256, size }) = &on_existing {
+        let recorded = (sha256.as_str(), *size);
+        let streamed_as = (streamed.sha256.as_str(), streamed.size);
+        let decided = after_streaming(name, recorded, streamed_as, args.overwrite);
+        if !matches!(decided, Ok(None)) {
+            remove_staging(&destination).await;
+        }
+        match decided {
+            Ok(Some(skipped)) => return Ok(skipped),
+            Err(refused) => return Err(refused),
+            Ok(None) => {}
+        }
+    }
     let publishing = Instant::now();
     let published = verify_and_publish(&destination, &streamed, &source, args, cancel).await;
     remove_staging(&destination).await;
