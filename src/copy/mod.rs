@@ -141,6 +141,8 @@ mod mp4;
 mod progress;
 mod report;
 mod retries;
+mod s3_copy;
+mod s3_wire;
 mod source;
 mod stores;
 mod transfer;
