@@ -8,7 +8,9 @@ use mux_master_operator::copy::Reason;
 use object_store::path::Path;
 use object_store::{Attribute, Attributes, ObjectStore, ObjectStoreExt};
 
-use copy_support::{Copier, MIB, Master, exists, minio, object_sha256, start_sim, store};
+use copy_support::{
+    Copier, MIB, Master, assert_no_staging_left, minio, object_sha256, start_sim, store,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_run_skips_without_copying_again() {
@@ -109,7 +111,7 @@ async fn an_object_of_the_same_length_with_another_recorded_digest_is_not_skippe
         hex_sha256_of_zeros(8 * MIB),
         "the object is left as it was"
     );
-    assert!(!exists(&store, &format!("{key}.mmo-partial")).await);
+    assert_no_staging_left(&store, &key).await;
 
     let replaced = Copier::to_minio(&master, minio, &key)
         .args(&["--overwrite"])

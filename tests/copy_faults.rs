@@ -9,7 +9,8 @@ use mux_master_operator::copy::Reason;
 use mux_sim::content;
 
 use copy_support::{
-    Copier, MIB, Master, assert_nothing_left, minio, object_sha256, start_sim, store,
+    Copier, MIB, Master, assert_no_staging_left, assert_nothing_left, file_sha256, minio,
+    object_metadata, object_sha256, start_sim, store,
 };
 
 /// The copy reported `Copied` the whole master, and MinIO holds exactly it.
@@ -83,7 +84,7 @@ async fn a_master_that_stays_truncated_fails_as_incomplete_and_nothing_is_publis
     assert_eq!(outcome.code, 10);
     let message = outcome.report.message.clone().unwrap_or_default();
     assert!(message.contains("\"moov\""), "{message}");
-    assert_nothing_left(&store(minio()), &key).await;
+    assert_nothing_left(&store(minio()), &key, &outcome).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -106,4 +107,76 @@ async fn the_structure_check_can_be_turned_off_for_a_master_that_is_not_mp4() {
         object_sha256(&store(minio()), &key).await,
         (served, expected)
     );
+}
+
+// --- (3) Two runs on one key -------------------------------------------------------------------
+
+/// Two runs copy two different masters of one size to one key at the same time. They used to
+/// share `<key>.mmo-partial`: one run's bytes were published under the other's digest, and the
+/// loser's read-back deleted the winner's object. Now each stages under its own name, the
+/// first to publish wins, and the other publishes nothing and deletes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_runs_on_one_key_never_mix_and_the_loser_deletes_nothing() {
+    let sim = start_sim(&[]);
+    let a = Master::new(&sim, 16 * MIB).await;
+    let b = Master::new(&sim, 16 * MIB).await;
+    let key = format!("copy/faults/race/{}.mp4", a.id);
+
+    let (copy_a, copy_b) = (
+        Copier::to_minio(&a, minio(), &key),
+        Copier::to_minio(&b, minio(), &key),
+    );
+    let (ran_a, ran_b) = tokio::join!(copy_a.run(), copy_b.run());
+
+    let reasons = (ran_a.report.reason, ran_b.report.reason);
+    let (winner, won, lost) = match reasons {
+        (Reason::Copied, _) => (&a, &ran_a, &ran_b),
+        (_, Reason::Copied) => (&b, &ran_b, &ran_a),
+        _ => panic!(
+            "one run should win: {reasons:?}\n{}\n{}",
+            ran_a.stderr, ran_b.stderr
+        ),
+    };
+    lost.expect(Reason::DestinationExists);
+    assert_copied_whole(won, winner, &key).await;
+    let store = store(minio());
+    assert_eq!(
+        object_metadata(&store, &key).await,
+        Some((winner.sha256(), (16 * MIB).to_string())),
+        "the digest recorded is the one of the bytes stored"
+    );
+    assert_no_staging_left(&store, &key).await;
+}
+
+/// The same race on a `file://` destination: the name is taken by a hard link, which fails
+/// when another run's file is already there.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_runs_on_one_file_never_mix() {
+    let sim = start_sim(&[]);
+    let a = Master::new(&sim, 8 * MIB).await;
+    let b = Master::new(&sim, 8 * MIB).await;
+    let volume = tempfile::tempdir().unwrap();
+    let file = volume.path().join("master.mp4");
+    let destination = url::Url::from_file_path(&file).unwrap().to_string();
+
+    let (copy_a, copy_b) = (Copier::new(&a, &destination), Copier::new(&b, &destination));
+    let (ran_a, ran_b) = tokio::join!(copy_a.run(), copy_b.run());
+
+    let reasons = (ran_a.report.reason, ran_b.report.reason);
+    let (winner, lost) = match reasons {
+        (Reason::Copied, _) => (&a, &ran_b),
+        (_, Reason::Copied) => (&b, &ran_a),
+        _ => panic!(
+            "one run should win: {reasons:?}\n{}\n{}",
+            ran_a.stderr, ran_b.stderr
+        ),
+    };
+    lost.expect(Reason::DestinationExists);
+    assert_eq!(file_sha256(&file), (8 * MIB, winner.sha256()));
+    let mut names: Vec<String> = std::fs::read_dir(volume.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["master.mp4", "master.mp4.sha256"]);
 }

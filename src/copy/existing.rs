@@ -80,6 +80,7 @@ pub fn after_streaming(
             size,
             sha256: Some(sha256.to_owned()),
             recorded_size: Some(size),
+            e_tag: None,
         };
         return Ok(Some(skipped(
             name,
@@ -131,6 +132,7 @@ mod tests {
             size,
             sha256: Some(sha.to_owned()),
             recorded_size: Some(size),
+            e_tag: None,
         }
     }
 
@@ -174,6 +176,7 @@ mod tests {
             size: 10,
             sha256: None,
             recorded_size: None,
+            e_tag: None,
         };
         let refused = before_streaming("s3://b/k", &foreign, expected(None, false));
         assert_eq!(refused.unwrap_err().reason, Reason::DestinationExists);

@@ -15,6 +15,8 @@ use super::destination::{Backend, Destination, META_SHA256, META_SIZE, META_SOUR
 use super::error::{CopyError, Reason};
 use super::local::{set_local_metadata, write_sidecar};
 use super::s3_copy::server_side_copy;
+
+pub use super::s3_copy::Publication;
 use super::upload::PartWriter;
 
 /// What the final object must hold.
@@ -23,6 +25,9 @@ pub struct Verified {
     pub sha256: String,
     pub content_type: Option<String>,
     pub source: String,
+    /// The staging object's ETag when it was checked: server-side copies are made only from
+    /// that version of it.
+    pub staging_e_tag: Option<String>,
 }
 
 impl Verified {
@@ -47,28 +52,36 @@ impl Verified {
     }
 }
 
-/// Publishes the staging object as the final one, with its metadata.
+/// Publishes the staging object as the final one, with its metadata. Unless `--overwrite`, only
+/// where no object has the final name: a run that lost a race publishes nothing
+/// ([`Publication::Taken`]), and never replaces what another published.
 pub async fn publish(
     destination: &Destination,
     verified: &Verified,
     args: &CopyArgs,
     cancel: &CancellationToken,
-) -> Result<(), CopyError> {
+) -> Result<Publication, CopyError> {
     match (destination.backend, args.finalize) {
-        (Backend::Local, _) => publish_local(destination, verified),
+        (Backend::Local, _) => publish_local(destination, verified, args.overwrite),
         (Backend::S3, FinalizeMode::Auto) => {
             let s3 = destination
                 .s3
                 .as_ref()
                 .expect("an S3 destination has its store");
-            server_side_copy(destination, s3, verified, args.copy_part_size, cancel).await
+            let part_size = args.copy_part_size;
+            server_side_copy(destination, s3, verified, part_size, args.overwrite, cancel).await
         }
         _ => restream(destination, verified, args, cancel).await,
     }
 }
 
-/// `file://`: fsync, extended attributes, an atomic rename, then the `.sha256` sidecar.
-fn publish_local(destination: &Destination, verified: &Verified) -> Result<(), CopyError> {
+/// `file://`: fsync, extended attributes, an atomic rename (or, unless `overwrite`, a hard link,
+/// which fails if the name is taken), then the `.sha256` sidecar.
+fn publish_local(
+    destination: &Destination,
+    verified: &Verified,
+    overwrite: bool,
+) -> Result<Publication, CopyError> {
     let (file, staging) = destination.files().expect("a local destination has files");
     let io =
         |what: &str, e: std::io::Error| CopyError::new(Reason::StoreFailed, format!("{what}: {e}"));
@@ -82,23 +95,38 @@ fn publish_local(destination: &Destination, verified: &Verified) -> Result<(), C
             file.display()
         );
     }
-    std::fs::rename(&staging, &file)
-        .map_err(|e| io(&format!("renaming to {}", file.display()), e))?;
+    if overwrite {
+        std::fs::rename(&staging, &file)
+            .map_err(|e| io(&format!("renaming to {}", file.display()), e))?;
+    } else {
+        match std::fs::hard_link(&staging, &file) {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&staging);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Ok(Publication::Taken);
+            }
+            Err(e) => return Err(io(&format!("linking {}", file.display()), e)),
+        }
+    }
     if let Some(dir) = file.parent() {
         let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
     }
     write_sidecar(&file, &verified.sha256)
-        .map_err(|e| io(&format!("writing {}.sha256", file.display()), e))
+        .map_err(|e| io(&format!("writing {}.sha256", file.display()), e))?;
+    Ok(Publication::Published { e_tag: None })
 }
 
 /// Any store: stream the staging object back through the pod into the final object, created
 /// with its metadata, hashing it again. The digest must match before the upload completes.
+/// object_store completes a multipart upload without conditions, so the "name not taken" check
+/// (unless `--overwrite`) is a read just before the completion: a narrow window, not atomic.
 async fn restream(
     destination: &Destination,
     verified: &Verified,
     args: &CopyArgs,
     cancel: &CancellationToken,
-) -> Result<(), CopyError> {
+) -> Result<Publication, CopyError> {
     let store = &destination.store;
     let final_name = destination.name_of(&destination.path);
     tracing::info!("publishing {final_name} by streaming the staging object back");
@@ -149,18 +177,21 @@ async fn restream(
                 verified.sha256
             )));
         }
-        Ok(())
+        if !args.overwrite && destination.object_meta(&destination.path).await?.is_some() {
+            return Ok(Publication::Taken);
+        }
+        Ok(Publication::Published { e_tag: None })
     }
     .await;
     match result {
-        Ok(()) => writer
+        Ok(Publication::Published { .. }) => writer
             .finish()
             .await
-            .map(drop)
+            .map(|put| Publication::Published { e_tag: put.e_tag })
             .map_err(|e| CopyError::store(format!("completing {final_name}"), e)),
-        Err(e) => {
+        other => {
             writer.abort().await;
-            Err(e)
+            other
         }
     }
 }

@@ -42,7 +42,8 @@
 //!    `--overwrite` is set; nothing is written over it (an object without a recorded digest is
 //!    refused before anything is downloaded).
 //! 2. **Streaming.** The master is fetched with `Range: bytes=<done>-` requests and written as a
-//!    multipart upload to a staging object, `<key>.mmo-partial`, in parts of `--part-size`
+//!    multipart upload to a staging object of this run's own, `<key>.mmo-partial.<run>` (two
+//!    runs on one key never share one), in parts of `--part-size`
 //!    (8 MiB), at most `--parts-in-flight` (2) uploading at once while the next one fills:
 //!    memory is about `part-size × (parts-in-flight + 1)` whatever the master's size. (S3 takes
 //!    at most 10,000 parts: past about 70 GiB, known from the first answer's length, parts grow
@@ -88,13 +89,24 @@
 //!      extended attributes (where the filesystem has them) and renamed over the final path
 //!      (atomic); then `<file>.sha256` is written in `sha256sum -c` format.
 //!
-//!    The final object is read back (`head`): its size and recorded digest must match, or it is
-//!    deleted and the copy fails with `VerificationFailed`. The staging object is deleted.
+//!    Unless `--overwrite`, the final name is taken only if it is free: S3's completion carries
+//!    `If-None-Match: *` (and each part copy `x-amz-copy-source-if-match` with the staging
+//!    object's ETag); `file://` takes the name with a hard link, which fails if it exists. A run
+//!    that lost a race to another publishes nothing: the same master there is `Skipped`,
+//!    anything else `DestinationExists`. (GCS and Azure, through object_store's unconditional
+//!    multipart completion, check the name just before completing: a narrow window, not atomic.)
+//!
+//!    The final object is read back (`head`): its size and recorded digest must match, or the
+//!    copy fails with `VerificationFailed`; the object is deleted only when its ETag proves it is
+//!    the one this run wrote (never another run's). The staging object is deleted.
 //! 6. **Cleanup.** Every failure aborts the multipart upload and deletes the staging object, so
 //!    a failed copy leaves neither a partial object nor a dangling upload; SIGTERM and SIGINT
 //!    do the same before exiting. A run killed outright (SIGKILL) cannot clean up; the next run
-//!    aborts S3 multipart uploads left on the staging key and removes `file://` staging files.
-//!    (A bucket lifecycle rule aborting incomplete multipart uploads is still good practice.)
+//!    aborts S3 multipart uploads left on the final key and on the staging key of copiers
+//!    before per-run staging (`<key>.mmo-partial`), and removes that `file://` staging file.
+//!    A killed run's own staging upload cannot be found by the next (MinIO lists uploads by
+//!    exact key only): a bucket lifecycle rule aborting incomplete multipart uploads after a
+//!    day is needed.
 //!
 //! Progress (bytes done, latest known total, rate) is logged to stderr every
 //! `--progress-interval` (2 s), through the command line's logging (`--log-level`/`LOG_LEVEL`,

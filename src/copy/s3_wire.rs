@@ -50,6 +50,13 @@ fn xml_unescape(text: &str) -> String {
     out
 }
 
+/// `text` with XML's special characters escaped.
+pub fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 /// An object key percent-encoded for `x-amz-copy-source` (`/` kept).
 pub fn encode_key(key: &str) -> String {
     let mut out = String::with_capacity(key.len());

@@ -9,10 +9,11 @@ use object_store::PutMultipartOptions;
 use tokio_util::sync::CancellationToken;
 
 use super::args::CopyArgs;
-use super::destination::Destination;
+use super::destination::{Destination, STAGING_SUFFIX, with_suffix};
 use super::download::{Download, Stop};
 use super::error::{CopyError, Reason};
 use super::existing::{Expected, OnExisting, after_streaming, before_streaming};
+use super::finalize::Publication;
 use super::local::remove_local_leftovers;
 use super::report::Report;
 use super::s3_copy::abort_leftover_uploads;
@@ -51,9 +52,11 @@ pub async fn copy(args: &CopyArgs, cancel: &CancellationToken) -> Result<Report,
     }
 
     match destination.files() {
-        Some((_, staging)) => remove_local_leftovers(&staging),
+        Some((file, _)) => remove_local_leftovers(&with_suffix(&file, STAGING_SUFFIX)),
         None => abort_leftover_uploads(&destination).await,
     }
+    let staging_name = destination.name_of(&destination.staging);
+    tracing::info!("staging the copy as {staging_name}");
     let streamed = stream_to_staging(&source, &destination, args, cancel).await?;
     if let Some(OnExisting::CompareWith { sha256, size }) = &on_existing {
         let recorded = (sha256.as_str(), *size);
@@ -71,7 +74,9 @@ pub async fn copy(args: &CopyArgs, cancel: &CancellationToken) -> Result<Report,
     let publishing = Instant::now();
     let published = verify_and_publish(&destination, &streamed, &source, args, cancel).await;
     remove_staging(&destination).await;
-    published?;
+    if published? == Publication::Taken {
+        return lost_the_race(&destination, &streamed).await;
+    }
 
     let streaming = streamed.elapsed.as_secs_f64().max(1e-3);
     let total = streaming + publishing.elapsed().as_secs_f64();
@@ -96,6 +101,34 @@ pub async fn copy(args: &CopyArgs, cancel: &CancellationToken) -> Result<Report,
         sha256: Some(streamed.sha256),
         resumes: streamed.resumes,
     })
+}
+
+/// Another run published under the final name while this one streamed: nothing was written
+/// over it. The same master is a skip; anything else, `DestinationExists`.
+async fn lost_the_race(
+    destination: &Destination,
+    streamed: &Streamed,
+) -> Result<Report, CopyError> {
+    let name = &destination.display;
+    let why = "another object was published there while this run copied";
+    let Some(existing) = destination.existing().await? else {
+        return Err(CopyError::new(
+            Reason::DestinationExists,
+            format!("{name}: {why}, then removed"),
+        ));
+    };
+    let Some(recorded) = existing.verified_sha256() else {
+        return Err(CopyError::new(
+            Reason::DestinationExists,
+            format!(
+                "{name}: {why}, without a recorded SHA-256; not replacing it without --overwrite"
+            ),
+        ));
+    };
+    tracing::info!("{name}: {why}");
+    let streamed_as = (streamed.sha256.as_str(), streamed.size);
+    let decided = after_streaming(name, (recorded, existing.size), streamed_as, false)?;
+    Ok(decided.expect("without --overwrite, a different object is refused"))
 }
 
 /// What the download produced.
