@@ -180,3 +180,60 @@ async fn two_runs_on_one_file_never_mix() {
     names.sort();
     assert_eq!(names, ["master.mp4", "master.mp4.sha256"]);
 }
+
+// --- (4) A validator that changes as the master grows -----------------------------------------
+
+/// Each growth changes the strong `ETag` (and `Last-Modified`), so a resume with `If-Range` gets
+/// the whole new file: a restart. It used to end as `VerificationFailed` (exit 5, permanent)
+/// once the restarts ran out; the copy now waits for the file to hold still, then restarts.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_validator_that_changes_as_the_master_grows_restarts_the_copy_which_ends_whole() {
+    let sim = start_sim(&[
+        "--master-validators",
+        "--growth",
+        "3s",
+        "--growth-initial-fraction",
+        "0.5",
+    ]);
+    let master = Master::new(&sim, 8 * MIB).await;
+    let key = format!("copy/faults/validators/{}.mp4", master.id);
+    assert_still_written(&master).await;
+
+    let outcome = Copier::to_minio(&master, minio(), &key).run().await;
+
+    assert_copied_whole(&outcome, &master, &key).await;
+    assert!(
+        outcome.stderr.contains("starting over"),
+        "the changed validator restarted the copy:\n{}",
+        outcome.stderr
+    );
+    assert!(
+        master.downloads(200).await >= 1,
+        "a stale If-Range got the whole file"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_master_that_changes_past_the_restart_budget_ends_retryable_with_nothing_published() {
+    let sim = start_sim(&[
+        "--master-validators",
+        "--growth",
+        "3s",
+        "--growth-initial-fraction",
+        "0.5",
+    ]);
+    let master = Master::new(&sim, 8 * MIB).await;
+    let key = format!("copy/faults/changing/{}.mp4", master.id);
+    assert_still_written(&master).await;
+
+    let outcome = Copier::to_minio(&master, minio(), &key)
+        .args(&["--max-restarts", "0"])
+        .run()
+        .await;
+
+    // Retryable (a later run finds the master done), not a permanent verification failure.
+    outcome.expect(Reason::RetriesExhausted);
+    let message = outcome.report.message.clone().unwrap_or_default();
+    assert!(message.contains("kept changing"), "{message}");
+    assert_nothing_left(&store(minio()), &key, &outcome).await;
+}

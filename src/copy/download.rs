@@ -14,7 +14,7 @@ use super::error::{CopyError, Reason};
 use super::mp4::{BoxWalker, Structure};
 use super::progress::Progress;
 use super::retries::{Retries, sleep};
-use super::source::{FetchError, Fetched, Source, Validator, describe};
+use super::source::{FetchError, Fetched, Source, Validator, Version, describe};
 use super::transfer::Streamed;
 use super::upload::PartWriter;
 
@@ -248,5 +248,51 @@ impl<'a> Download<'a> {
             resumes: self.retries.total,
             elapsed: self.progress.elapsed(),
         }
+    }
+}
+
+/// After the master changed under a download: waits until it holds still (its validator and
+/// length the same `--settle-checks` times in a row, `--settle` apart), so that the next pass
+/// does not start over a file still being written. A master that keeps changing for
+/// `--incomplete-wait` ends the copy with `RetriesExhausted` (a later run may find it done).
+pub async fn wait_until_unchanged(
+    source: &Source,
+    args: &CopyArgs,
+    cancel: &CancellationToken,
+) -> Result<(), CopyError> {
+    let started = Instant::now();
+    let mut retries = Retries::new(args, cancel);
+    let mut last: Option<Version> = None;
+    let mut agreeing = 0;
+    loop {
+        let probe = tokio::select! {
+            probe = source.version() => probe,
+            _ = cancel.cancelled() => return Err(CopyError::interrupted()),
+        };
+        match probe {
+            Ok(version) if last.as_ref() == Some(&version) => agreeing += 1,
+            Ok(version) => {
+                last = Some(version);
+                agreeing = 1;
+            }
+            Err(FetchError::Transient(why)) => {
+                retries.failed(why, false).await?;
+                continue;
+            }
+            Err(FetchError::Fatal(e)) => return Err(e),
+        }
+        if agreeing >= args.settle_checks {
+            return Ok(());
+        }
+        if started.elapsed() >= args.incomplete_wait {
+            return Err(CopyError::new(
+                Reason::RetriesExhausted,
+                format!(
+                    "the master kept changing for {:?} (last seen: {last:?})",
+                    args.incomplete_wait
+                ),
+            ));
+        }
+        sleep(args.settle, cancel).await?;
     }
 }

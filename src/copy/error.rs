@@ -18,9 +18,10 @@ pub enum Reason {
     UrlExpired,
     /// A different object is at the destination and overwriting was not allowed.
     DestinationExists,
-    /// A size or SHA-256 mismatch, or a source that kept changing.
+    /// A size or SHA-256 mismatch.
     VerificationFailed,
-    /// Transient failures went on past the retry budget.
+    /// Transient failures went on past the retry budget, or the master kept changing past
+    /// the restart budget.
     RetriesExhausted,
     /// The object store refused or failed.
     StoreFailed,

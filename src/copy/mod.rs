@@ -55,8 +55,11 @@
 //!    upload and the same hash. At most `--max-retries` failures in a row that made no progress;
 //!    a retry that moves forward starts the count again. If the server sent a strong `ETag` or
 //!    a `Last-Modified`, resumes carry `If-Range`, and a master that changed under us (a full
-//!    200 answer with another validator, or a shorter length) restarts the copy from byte 0 in
-//!    a new upload, at most `--max-restarts` times. A server that ignores `Range` is handled by
+//!    200 answer with another validator, as when it grows, or a shorter length) restarts the
+//!    copy from byte 0 in a new upload, once it holds still (the same validator and length
+//!    `--settle-checks` times, `--settle` apart), at most `--max-restarts` times; past that, the
+//!    copy ends `RetriesExhausted` (retryable), never `VerificationFailed`. A server that
+//!    ignores `Range` is handled by
 //!    skipping the bytes already received.
 //! 4. **The final length.** Mux's master can still grow for a while after `ready`, so neither
 //!    an early `Content-Length` nor the end of one body proves the end of the file. The rule:
@@ -135,8 +138,9 @@
 //! | 2      | `BadInput`           | flags, URL, destination or credentials unusable (also clap)  |
 //! | 3      | `UrlExpired`         | the URL answered 401/403: refresh it and run again           |
 //! | 4      | `DestinationExists`  | a different object is there and `--overwrite` is not set     |
-//! | 5      | `VerificationFailed` | size or SHA-256 mismatch, or the source kept changing        |
-//! | 6      | `RetriesExhausted`   | transient failures went on past `--max-retries`              |
+//! | 5      | `VerificationFailed` | size or SHA-256 mismatch (expected, staged or read back)     |
+//! | 6      | `RetriesExhausted`   | transient failures past `--max-retries`, or a master that    |
+//! |        |                      | kept changing past `--max-restarts`                          |
 //! | 7      | `StoreFailed`        | the object store refused or failed (after its own retries)   |
 //! | 8      | `SourceFailed`       | the source answered something final: 404, 410, another 4xx   |
 //! | 9      | `Interrupted`        | SIGTERM or SIGINT; cleaned up before exiting                 |

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::args::CopyArgs;
 use super::destination::{Destination, STAGING_SUFFIX, with_suffix};
-use super::download::{Download, Stop};
+use super::download::{Download, Stop, wait_until_unchanged};
 use super::error::{CopyError, Reason};
 use super::existing::{Expected, OnExisting, after_streaming, before_streaming};
 use super::finalize::Publication;
@@ -169,18 +169,26 @@ async fn stream_to_staging(
                 return Ok(download.into_streamed());
             }
             Err(Stop::Changed(why)) => {
+                // A new version of the master (it grew, or was replaced): a restart, never a
+                // verification failure on its own; past --max-restarts, a retryable end.
                 writer.abort().await;
                 restarts += 1;
                 if restarts > args.max_restarts {
-                    return Err(CopyError::verification(format!(
-                        "the master kept changing while it was copied ({why})"
-                    )));
+                    return Err(CopyError::new(
+                        Reason::RetriesExhausted,
+                        format!(
+                            "the master kept changing while it was copied: {} restarts \
+                             (--max-restarts); the last: {why}",
+                            args.max_restarts
+                        ),
+                    ));
                 }
                 tracing::warn!(
-                    "the master changed while it was copied ({why}): starting over \
-                     ({restarts}/{})",
+                    "the master changed while it was copied ({why}): starting over once it \
+                     holds still ({restarts}/{})",
                     args.max_restarts
                 );
+                wait_until_unchanged(source, args, cancel).await?;
             }
             Err(Stop::Failed(e)) => {
                 writer.abort().await;
