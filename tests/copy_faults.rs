@@ -237,3 +237,46 @@ async fn a_master_that_changes_past_the_restart_budget_ends_retryable_with_nothi
     assert!(message.contains("kept changing"), "{message}");
     assert_nothing_left(&store(minio()), &key, &outcome).await;
 }
+
+// --- (5) The growth checks as a second guard: a minimum age after ready --------------------------
+
+/// With the structure check off (a master that is not MP4), only time can tell: the copy calls
+/// the length final no sooner than `--min-age` after the time the master became ready. The
+/// writer pauses for 3 s at 60%; by the settle checks alone, that prefix was archived.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_length_is_final_only_a_minimum_age_after_the_master_became_ready() {
+    let sim = start_sim(&[
+        "--growth-initial-fraction",
+        "0.6",
+        "--growth-pause",
+        "3s",
+        "--growth",
+        "500ms",
+    ]);
+    let master = Master::new(&sim, 8 * MIB).await;
+    let key = format!("copy/faults/min-age/{}.mp4", master.id);
+    let view = master.admin.inspect(&master.id).await.unwrap();
+    let ready_ms = view["master_ready_unix_ms"].as_i64().expect("a ready time");
+    let ready_at = jiff::Timestamp::from_millisecond(ready_ms)
+        .unwrap()
+        .to_string();
+    assert_still_written(&master).await;
+
+    let outcome = Copier::to_minio(&master, minio(), &key)
+        .args(&[
+            "--skip-mp4-check",
+            "--master-ready-at",
+            &ready_at,
+            "--min-age",
+            "5s",
+        ])
+        .run()
+        .await;
+
+    assert_copied_whole(&outcome, &master, &key).await;
+    assert!(
+        outcome.stderr.contains("became ready less than"),
+        "the copier said why it waited:\n{}",
+        outcome.stderr
+    );
+}

@@ -95,6 +95,17 @@ impl<'a> Download<'a> {
                     self.total = Some(total);
                     quiet_checks += 1;
                     if quiet_checks >= self.args.settle_checks {
+                        if let Some(young) = self.too_young() {
+                            tracing::info!(
+                                "no byte past {} for now, but the master became ready less \
+                                 than {:?} ago: checking again in {:?}",
+                                self.done,
+                                self.args.min_age,
+                                young.min(self.args.settle)
+                            );
+                            wait = Some(young.min(self.args.settle));
+                            continue;
+                        }
                         let Some(why) = self.not_whole() else {
                             self.progress.log(self.done, self.total);
                             return Ok(());
@@ -230,6 +241,15 @@ impl<'a> Download<'a> {
             ))),
             _ => Ok(()),
         }
+    }
+
+    /// How long until the master is `--min-age` old (after `--master-ready-at`), if it is not.
+    fn too_young(&self) -> Option<std::time::Duration> {
+        let earliest = self.args.earliest_final()?;
+        let left = earliest.duration_since(jiff::Timestamp::now());
+        std::time::Duration::try_from(left)
+            .ok()
+            .filter(|d| !d.is_zero())
     }
 
     /// Why what was streamed is not a whole MP4 yet, if it is not (and it is checked).

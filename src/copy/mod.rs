@@ -68,6 +68,8 @@
 //!    only after `--settle-checks` (2) quiet checks in a row, spaced by `--settle` (10 s): the
 //!    length must have held still for `--settle × (checks − 1)` at least. Once the master has
 //!    been seen growing, every check waits `--settle` first (no busy loop on a growing file).
+//!    And with `--master-ready-at` (when the master became ready, as the controller saw it),
+//!    the length is not final before `--min-age` (1 min) after that time, however quiet.
 //!    A length *below* what was received means the file changed: restart.
 //!
 //!    Time alone cannot tell a finished file from a writer that pauses longer than the settle
