@@ -280,3 +280,41 @@ async fn the_length_is_final_only_a_minimum_age_after_the_master_became_ready() 
         outcome.stderr
     );
 }
+
+// --- A file:// destination stays on its volume -------------------------------------------------
+
+/// `file:///<volume>/in/../../escaped.mp4` passed a prefix check on the volume's path and was
+/// written outside it, reported `Copied`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_destination_that_leaves_its_volume_is_refused_and_nothing_is_written() {
+    let sim = start_sim(&[]);
+    let master = Master::new(&sim, MIB).await;
+    let outside = tempfile::tempdir().unwrap();
+    let volume = outside.path().join("volume");
+    std::fs::create_dir_all(volume.join("in")).unwrap();
+    let escaping = format!("file://{}/in/../../escaped.mp4", volume.display());
+
+    let refused = Copier::new(&master, &escaping).run().await;
+    refused.expect(Reason::BadInput);
+    let encoded = format!("file://{}/in/%2e%2e/%2E%2E/escaped.mp4", volume.display());
+    Copier::new(&master, &encoded)
+        .run()
+        .await
+        .expect(Reason::BadInput);
+    let elsewhere = format!("file://{}/escaped.mp4", outside.path().display());
+    let root = volume.display().to_string();
+    Copier::new(&master, &elsewhere)
+        .args(&["--file-root", &root])
+        .run()
+        .await
+        .expect(Reason::BadInput);
+
+    assert!(!outside.path().join("escaped.mp4").exists());
+    assert_eq!(master.downloads(206).await, 0, "nothing was downloaded");
+    let inside = format!("file://{}/in/master.mp4", volume.display());
+    Copier::new(&master, &inside)
+        .args(&["--file-root", &root])
+        .run()
+        .await
+        .expect(Reason::Copied);
+}

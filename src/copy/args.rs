@@ -42,6 +42,11 @@ pub struct CopyArgs {
     #[arg(long, env = "MMO_DESTINATION", value_name = "URL")]
     pub destination: String,
 
+    /// For `file://`: the folder the destination must be under (the volume's mount path);
+    /// anything else is refused. (`.` and `..` segments are refused in any case.)
+    #[arg(long, env = "MMO_FILE_ROOT", value_name = "DIR")]
+    pub file_root: Option<PathBuf>,
+
     /// The object store's endpoint, for S3-compatible stores (MinIO, Ceph, R2) or an Azure
     /// emulator. Default: the provider's own (or AWS_ENDPOINT_URL and the like).
     #[arg(long, env = "MMO_ENDPOINT", value_name = "URL")]

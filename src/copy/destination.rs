@@ -76,6 +76,12 @@ impl Existing {
     }
 }
 
+/// `.` or `..`, also percent-encoded (`%2e`), which URL parsing resolves away.
+fn is_dot_segment(segment: &str) -> bool {
+    let lowered = segment.to_ascii_lowercase().replace("%2e", ".");
+    lowered == "." || lowered == ".."
+}
+
 /// `path` with `suffix` added to its file name.
 pub fn with_suffix(path: &std::path::Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
@@ -133,6 +139,13 @@ impl Destination {
                 })
             }
             "file" => {
+                let raw_path = rest.split(['?', '#']).next().unwrap_or_default();
+                if raw_path.split('/').any(is_dot_segment) {
+                    return Err(CopyError::bad_input(format!(
+                        "{display:?} has \".\" or \"..\" segments: refused, as they could lead \
+                         out of the volume"
+                    )));
+                }
                 let url = url::Url::parse(&display)
                     .map_err(|e| CopyError::bad_input(format!("{display:?}: {e}")))?;
                 let file = url.to_file_path().map_err(|()| {
@@ -143,6 +156,14 @@ impl Destination {
                 if display.ends_with('/') || file.file_name().is_none() {
                     return Err(CopyError::bad_input(format!(
                         "{display:?} names a folder, not a file"
+                    )));
+                }
+                if let Some(root) = &args.file_root
+                    && !file.starts_with(root)
+                {
+                    return Err(CopyError::bad_input(format!(
+                        "{display:?} is not under {} (--file-root)",
+                        root.display()
                     )));
                 }
                 let staging_file = with_suffix(&file, &format!("{STAGING_SUFFIX}.{run}"));
@@ -287,12 +308,29 @@ mod tests {
             "ftp://host/file",
             "file://relative/path",
             "file:///data/",
+            "file:///data/../etc/passwd",
+            "file:///data/./master.mp4",
+            "file:///data/%2E%2e/etc/passwd",
+            "file:///data/.%2e/x.mp4",
         ] {
             let err = open(bad)
                 .err()
                 .unwrap_or_else(|| panic!("{bad} was accepted"));
             assert_eq!(err.reason, super::super::Reason::BadInput, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_file_root_keeps_local_destinations_on_the_volume() {
+        let with_root = |destination: &str| {
+            let flags = ["--destination", destination, "--file-root", "/archive"];
+            Destination::open(&super::super::args::parse_flags(&flags).unwrap())
+        };
+        assert!(with_root("file:///archive/media/master.mp4").is_ok());
+        assert!(with_root("file:///archive..x/master.mp4").is_err());
+        assert!(with_root("file:///etc/master.mp4").is_err());
+        // Dots inside names are names, not segments.
+        assert!(with_root("file:///archive/a..b/master.v2.mp4").is_ok());
     }
 
     #[test]

@@ -16,6 +16,9 @@
 //!   account comes from the credentials or `AZURE_STORAGE_ACCOUNT_NAME`) or `file:///path` (a
 //!   mounted volume). `--endpoint`, `--region`, `--virtual-hosted-style` and `--allow-http`
 //!   (implied by an `http://` endpoint) tune S3; `--endpoint` also serves Azure emulators.
+//!   A `file://` path with `.` or `..` segments (also percent-encoded) is refused: URL parsing
+//!   would resolve them, and they could lead out of the volume; `--file-root` (the volume's
+//!   mount path) refuses any path not under it.
 //! - Storage credentials: the standard environment variables that `object_store` reads
 //!   (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`,
 //!   `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`, ...),
