@@ -17,3 +17,6 @@ MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 
 # Helm 3: the latest v3 release on the module proxy.
 HELM_VERSION := v3.22.0
+
+# The pod sandbox image the test node runs (tools/pause/): bump when its sources change.
+PAUSE_VERSION := 1
