@@ -7,6 +7,8 @@
 //!   per test. [`ControlPlane::shared`] starts one per process for all tests to share.
 //! - [`Minio`]: an S3 server on a scratch folder, with known credentials and a bucket.
 //! - [`MuxSim`]: the Mux emulator, from a binary path the caller gives.
+//! - [`node::Node`]: a real node on the control plane (containerd, kubelet, controller-manager,
+//!   scheduler); where it cannot run, [`kubelet`] plays it.
 //! - [`tools`]: where the binaries built by `make tools` are.
 //!
 //! Every component waits until it answers its own readiness endpoint, and is stopped (and its
@@ -25,6 +27,7 @@ pub mod fixtures;
 pub mod kubelet;
 mod minio;
 mod muxsim;
+pub mod node;
 mod process;
 mod ready;
 mod scratch;
