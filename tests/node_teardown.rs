@@ -117,7 +117,8 @@ fn run_a_node_with_a_pod() -> TestResult {
     Ok(())
 }
 
-/// Runs a pod (the pause image: the one image every node has) until it is Running.
+/// Runs a pod (the pause image: the one image every node has) until it is Running. Not on the
+/// host network, so that containerd also makes (and teardown also removes) a network namespace.
 async fn run_a_pod(control_plane: &ControlPlane) -> TestResult {
     let client = control_plane.client()?;
     let namespace = control_plane.fresh_namespace("teardown").await?;
@@ -126,7 +127,6 @@ async fn run_a_pod(control_plane: &ControlPlane) -> TestResult {
     let pod: Pod = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "sleeper"},
         "spec": {
-            "hostNetwork": true,
             "containers": [{"name": "pause", "image": pause_image_name()?,
                             "imagePullPolicy": "Never"}],
         },

@@ -150,8 +150,8 @@ $(eval $(call kube-node-binary,$(KUBE_CONTROLLER_MANAGER),kube-controller-manage
 $(eval $(call kube-node-binary,$(KUBELET),kubelet))
 
 # The node's runtime comes from the distribution (Debian here): containerd and runc run the pods,
-# buildah builds images without a daemon, the CNI plugins give pods that are not on the host
-# network a loopback interface. Installed only when missing, only as root, only with apt-get;
+# buildah builds images without a daemon, the CNI plugins bring up each sandbox's loopback
+# interface. Installed only when missing, only as root, only with apt-get;
 # otherwise one line says why, and the tests run with the played node instead (not an error).
 NODE_COMMANDS := containerd ctr runc buildah
 NODE_PACKAGES := containerd runc buildah containernetworking-plugins
@@ -174,12 +174,15 @@ node-runtime:
 
 # The pause image: a static C program that sleeps until killed (tools/pause/pause.c), on scratch,
 # built with buildah into an OCI archive. Skipped with one line when there is no buildah or gcc.
+# buildah's push writes a blob-info cache to /var/lib/containers whatever --root says: removed
+# again when it was not there before.
 PAUSE_IMAGE_NAME := localhost/mmo-pause:$(PAUSE_VERSION)
 $(PAUSE_IMAGE): tools/pause/pause.c tools/pause/Containerfile
 	@if ! command -v buildah >/dev/null || ! command -v gcc >/dev/null; then \
 	  echo "tools: no buildah or gcc: no pause image, so no real node (tests will play it)"; exit 0; fi; \
 	start=$$(date +%s); set -e; \
-	work=$$(mktemp -d); trap 'buildah --root "$$work/root" --runroot "$$work/run" --storage-driver vfs rmi -af >/dev/null 2>&1 || true; rm -rf "$$work"' EXIT; \
+	test -e /var/lib/containers && had_cache=1 || had_cache=; \
+	work=$$(mktemp -d); trap 'buildah --root "$$work/root" --runroot "$$work/run" --storage-driver vfs rmi -af >/dev/null 2>&1 || true; rm -rf "$$work"; [ -n "$$had_cache" ] || rm -rf /var/lib/containers' EXIT; \
 	gcc -static -Os -s -o "$$work/pause" tools/pause/pause.c; \
 	cp tools/pause/Containerfile "$$work/"; \
 	buildah --root "$$work/root" --runroot "$$work/run" --storage-driver vfs bud --quiet --isolation chroot \

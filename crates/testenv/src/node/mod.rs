@@ -18,6 +18,7 @@
 
 mod containerd;
 mod controllers;
+mod images;
 mod kubelet;
 mod lock;
 mod machine;
@@ -28,6 +29,8 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use images::pause_image;
+pub use images::{operator_image_archive, operator_image_name, pause_image_name};
 pub use kubelet::NODE_NAME;
 pub use machine::MachineState;
 pub use readiness::wait_for_default_service_account;
@@ -142,6 +145,10 @@ impl Node {
         let (pause, pause_name) = pause_image()?;
         let runtime = containerd::start(&mut node.scratch, &pause_name)?;
         runtime.client().import(&pause)?;
+        // The operator's image, when `make image` has built it; tests that need it say so.
+        if let Ok(archive) = operator_image_archive() {
+            runtime.client().import(&archive)?;
+        }
         node.components.push(runtime.process);
 
         let files = controllers::ControlPlaneFiles {
@@ -213,29 +220,6 @@ impl Drop for Node {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status();
-    }
-}
-
-/// The name of the pause image, which every node holds: a container that runs until killed.
-pub fn pause_image_name() -> Result<String> {
-    pause_image().map(|(_, name)| name)
-}
-
-/// The pause image's archive and name, as `make tools` builds them.
-fn pause_image() -> Result<(PathBuf, String)> {
-    let version = crate::tools::version_of("PAUSE_VERSION")
-        .ok_or_else(|| Error::Other("tools/versions.mk does not set PAUSE_VERSION".to_owned()))?;
-    let archive = crate::tools::tools_dir()
-        .join(format!("pause-{version}"))
-        .join("pause.oci.tar");
-    if archive.is_file() {
-        Ok((archive, containerd::pause_image_name(version)))
-    } else {
-        Err(Error::MissingTool {
-            tool: "the pause image",
-            path: archive,
-            hint: "MMO_TOOLS_DIR to the folder `make tools` fills",
-        })
     }
 }
 
