@@ -74,17 +74,7 @@ async fn main() {
     let pid = operator.pid();
     let rss_before = memory_kib(pid, "VmRSS:");
 
-    let mut assets = Vec::new();
-    for _ in 0..resources {
-        assets.push(
-            world
-                .admin
-                .seed_asset(json!({"size": 1000}))
-                .await
-                .unwrap()
-                .id,
-        );
-    }
+    let assets = world.seed_assets(resources, json!({"size": 1000})).await;
     let started = Instant::now();
     for (i, asset) in assets.iter().enumerate() {
         world

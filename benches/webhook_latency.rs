@@ -70,12 +70,7 @@ async fn run(webhooks: bool, resources: usize) -> Outcome {
     )
     .await;
     if webhooks {
-        let hook = world.operator.as_ref().unwrap().webhook_addr().await;
-        world
-            .admin
-            .configure(json!({"webhook_urls": [format!("http://{hook}/webhooks/mux")]}))
-            .await
-            .unwrap();
+        world.deliver_webhooks_to_operator().await;
     }
 
     // Watch the resources: note when each first shows a URL.
@@ -99,17 +94,7 @@ async fn run(webhooks: bool, resources: usize) -> Outcome {
         }
     });
 
-    let mut assets = Vec::new();
-    for _ in 0..resources {
-        assets.push(
-            world
-                .admin
-                .seed_asset(json!({"size": 1000}))
-                .await
-                .unwrap()
-                .id,
-        );
-    }
+    let assets = world.seed_assets(resources, json!({"size": 1000})).await;
     let started = Instant::now();
     for (i, asset) in assets.iter().enumerate() {
         world

@@ -5,7 +5,7 @@
 
 use testenv::fixtures as support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use mux_master_operator::resource::MasterExport;
@@ -66,22 +66,9 @@ for obj in json.load(sys.stdin):
 json.dump(results, sys.stdout)
 "#;
 
-fn venv_python() -> PathBuf {
-    let tools = std::env::var_os("MMO_TOOLS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools"));
-    let python = tools.join("venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run `make tools` (it creates the Python venv with lupa, a real Lua)",
-        python.display()
-    );
-    python
-}
-
 /// The health Argo CD would show for each object: `(status, message)`.
 fn health(objects: &[Value]) -> Vec<(String, String)> {
-    let mut child = Command::new(venv_python())
+    let mut child = Command::new(testenv::tools::venv_python().expect("the venv"))
         .args(["-c", RUNNER])
         .arg(Path::new(CHECK_DIR).join("health.lua"))
         .stdin(Stdio::piped())

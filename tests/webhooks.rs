@@ -156,12 +156,7 @@ async fn a_webhook_puts_the_url_in_the_status_within_a_second_with_few_polls() {
         ],
     )
     .await;
-    let hook = world.operator.as_ref().unwrap().webhook_addr().await;
-    world
-        .admin
-        .configure(json!({"webhook_urls": [format!("http://{hook}/webhooks/mux")]}))
-        .await
-        .unwrap();
+    world.deliver_webhooks_to_operator().await;
     let asset = world.admin.seed_asset(json!({"size": 1000})).await.unwrap();
     world
         .create(

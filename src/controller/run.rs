@@ -13,10 +13,12 @@ use kube::runtime::utils::Predicate;
 use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
 use kube::{Api, Client};
 
+use super::context::{Context, Options};
 use super::copy_policy::CopySettings;
 use super::index::SourceIndex;
 use super::policy::Settings;
-use super::reconcile::{Context, Options, error_policy, reconcile, sweep_expired_urls};
+use super::reconcile::{error_policy, reconcile};
+use super::sweeper::sweep_expired_urls;
 use super::wakeup::Wakeups;
 use crate::leader::{Elector, LeaseConfig};
 use crate::metrics::Metrics;
