@@ -37,5 +37,8 @@ fn crd_without_a_kind_still_prints_the_master_export_crd() {
         .output()
         .expect("the operator runs");
     let text = String::from_utf8(output.stdout).unwrap();
-    assert!(text.contains("name: masterexports.masterexport.io"), "{text}");
+    assert!(
+        text.contains("name: masterexports.masterexport.io"),
+        "{text}"
+    );
 }

@@ -6,8 +6,12 @@
 //! edges: `discovery` (listing the environment through the Mux client), `reconcile` (the set's
 //! controller).
 
+pub mod children;
+pub mod discovery;
 pub mod pattern;
 pub mod plan;
+pub mod reconcile;
 pub mod resource;
+pub mod run;
 pub mod selector;
 pub mod summary;

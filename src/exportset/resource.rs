@@ -3,8 +3,9 @@
 //!
 //! Like the MasterExport's, the CRD comes from these types (`mux-master-operator crd --kind
 //! MasterExportSet`) and the apiserver refuses what it can at `kubectl apply` time: an unknown
-//! placeholder, or a destination pattern without `{assetId}` (two assets, one key). The
-//! controller checks the same rules again (`pattern::validate`) before creating anything.
+//! placeholder, or a destination pattern that could give two assets one key. The controller
+//! checks the same rules again (`pattern::Pattern::parse`, which also tries the strftime
+//! formats) before creating anything.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
@@ -125,6 +126,7 @@ pub struct ExportTemplate {
     #[x_kube(validation = Rule::new("self.url.matches('^([^{}]|[{][^{}]*[}])*$')").message("destination.url: every '{' must close with '}' before another opens"))]
     #[x_kube(validation = Rule::new("self.url.findAll('[{][^{}]*[}]').all(p, p.matches('^[{](assetId|passthrough|liveStreamId|createdAt(:[%A-Za-z0-9/_.-]+)?)[}]$'))").message("destination.url: unknown placeholder; use {assetId}, {passthrough}, {liveStreamId}, {createdAt} or {createdAt:FORMAT}"))]
     #[x_kube(validation = Rule::new("self.url.contains('{assetId}')").message("destination.url must contain {assetId}: without it two assets could be archived under one key"))]
+    #[x_kube(validation = Rule::new("!self.url.contains('{assetId}') || (self.url.substring(self.url.indexOf('{assetId}') + 9).indexOf('{') < 0 && !self.url.substring(0, self.url.indexOf('{assetId}')).substring(self.url.substring(0, self.url.indexOf('{assetId}')).lastIndexOf('/') + 1).contains('}'))").message("destination.url: {assetId} must be the last placeholder and alone in its path segment, or two assets could get one key"))]
     pub destination: Option<Destination>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after_copy: Option<AfterCopy>,

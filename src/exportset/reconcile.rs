@@ -1,0 +1,264 @@
+//! The set's reconciler: the I/O around [`plan::plan`]. Lists the environment (at creation,
+//! after a spec change, and every `rescanInterval`), reads the children afresh from the
+//! apiserver (a consistent list, so a child created a moment ago always holds its slot),
+//! creates what the plan admits, marks children whose asset is gone, and writes the status.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::{Api, Client, ResourceExt};
+use mux::{ErrorKind, MuxClients};
+use serde_json::json;
+
+use super::children::{self, ASSET_DELETED_ANNOTATION, SET_UID_LABEL};
+use super::discovery::{self, Scanned};
+use super::pattern::Pattern;
+use super::plan::{self, Plan};
+use super::resource::{MasterExportSet, MasterExportSetStatus};
+use super::summary::{self, Blocked};
+use crate::controller::conditions::{self, Summary};
+use crate::resource::MasterExport;
+
+pub const FIELD_MANAGER: &str = "mux-master-operator-sets";
+/// At most this many failed children are named in the status.
+const NAMED_FAILURES: usize = 50;
+/// While children work, look again at least this often (their changes wake the set anyway).
+const WORKING_RECHECK: Duration = Duration::from_secs(60);
+const RETRY: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// What the set controller shares between reconciles.
+pub struct SetContext {
+    pub client: Client,
+    pub mux: MuxClients,
+    /// The last listing of each set's environment, by set UID: a restart lists again.
+    scans: Mutex<HashMap<String, Arc<Scanned>>>,
+}
+
+impl SetContext {
+    pub fn new(client: Client, mux: MuxClients) -> Self {
+        Self {
+            client,
+            mux,
+            scans: Mutex::default(),
+        }
+    }
+
+    /// Makes the next reconcile of every set list its environment again (a webhook said an
+    /// asset appeared or went).
+    pub fn rescan_all(&self) {
+        self.scans.lock().expect("scans lock").clear();
+    }
+}
+
+pub async fn reconcile(set: Arc<MasterExportSet>, ctx: Arc<SetContext>) -> Result<Action, Error> {
+    if set.metadata.deletion_timestamp.is_some() {
+        // The garbage collector deletes the children (each revokes its access as it goes).
+        return Ok(Action::await_change());
+    }
+    let namespace = set.namespace().unwrap_or_default();
+    let uid = set.uid().unwrap_or_default();
+    let sets: Api<MasterExportSet> = Api::namespaced(ctx.client.clone(), &namespace);
+
+    let rescan = match mux::duration::parse(&set.spec.rescan_interval) {
+        Ok(d) => d,
+        Err(e) => {
+            let why = Blocked::InvalidTemplate(format!("rescanInterval: {e}"));
+            write_blocked(&sets, &set, &why).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let pattern = match &set.spec.template.destination {
+        None => None,
+        Some(d) => match Pattern::parse(&d.url) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                let why = Blocked::InvalidTemplate(format!("destination.url: {e}"));
+                write_blocked(&sets, &set, &why).await?;
+                return Ok(Action::await_change());
+            }
+        },
+    };
+
+    let scanned = match current_scan(&ctx, &set, &namespace, &uid, rescan).await {
+        Ok(scanned) => scanned,
+        Err(why) => {
+            tracing::info!(set = %set.name_any(), %namespace, ?why, "cannot list the assets");
+            write_blocked(&sets, &set, &why).await?;
+            return Ok(Action::requeue(RETRY));
+        }
+    };
+
+    let children_api: Api<MasterExport> = Api::namespaced(ctx.client.clone(), &namespace);
+    let listed = children_api
+        .list(&ListParams::default().labels(&format!("{SET_UID_LABEL}={uid}")))
+        .await?;
+    let views: Vec<_> = listed.items.iter().filter_map(children::view).collect();
+    let plan = plan::plan(
+        &scanned.scan(),
+        &views,
+        set.spec.max_in_flight,
+        !set.spec.suspend,
+    );
+
+    for asset_id in &plan.create {
+        let asset = &scanned.selected[asset_id];
+        let child = children::build_child(&set, asset, pattern.as_ref());
+        match children_api.create(&PostParams::default(), &child).await {
+            Ok(_) => {}
+            // Created by an earlier reconcile whose list did not yet show it: it is there.
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for name in &plan.gone {
+        let marked = listed.items.iter().any(|c| {
+            c.name_any() == *name && c.annotations().contains_key(ASSET_DELETED_ANNOTATION)
+        });
+        if !marked {
+            let patch = json!({"metadata": {"annotations": {ASSET_DELETED_ANNOTATION: "true"}}});
+            children_api
+                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+        }
+    }
+
+    let has_destination = set.spec.template.destination.is_some();
+    let summary = summary::summarize(&plan, has_destination, set.spec.suspend);
+    write_status(&sets, &set, &summary, Some((&plan, scanned.at))).await?;
+
+    let until_rescan = (scanned.at + jiff::SignedDuration::try_from(rescan).unwrap_or_default())
+        .duration_since(Timestamp::now());
+    let until_rescan = Duration::try_from(until_rescan).unwrap_or(Duration::ZERO);
+    let next = if plan.counts.in_flight + plan.counts.waiting > 0 {
+        until_rescan.min(WORKING_RECHECK)
+    } else {
+        until_rescan
+    };
+    Ok(Action::requeue(next.max(Duration::from_secs(1))))
+}
+
+pub fn error_policy(set: Arc<MasterExportSet>, error: &Error, _ctx: Arc<SetContext>) -> Action {
+    tracing::warn!(set = %set.name_any(), %error, "set reconcile failed");
+    Action::requeue(RETRY)
+}
+
+/// The last scan if it is fresh and for this selector; a new one otherwise.
+async fn current_scan(
+    ctx: &SetContext,
+    set: &MasterExportSet,
+    namespace: &str,
+    uid: &str,
+    rescan: Duration,
+) -> Result<Arc<Scanned>, Blocked> {
+    let generation = set.metadata.generation;
+    let fresh = |s: &Scanned| {
+        let age = Timestamp::now().duration_since(s.at);
+        s.generation == generation && Duration::try_from(age).is_ok_and(|age| age < rescan)
+    };
+    if let Some(scan) = ctx.scans.lock().expect("scans lock").get(uid)
+        && fresh(scan)
+    {
+        return Ok(scan.clone());
+    }
+    let mux = discovery::client_for(
+        &ctx.client,
+        &ctx.mux,
+        namespace,
+        &set.spec.credentials_secret_ref,
+    )
+    .await
+    .map_err(|e| match e {
+        discovery::CredentialsError::Kube(e) => Blocked::ScanFailed(e.to_string()),
+        other => Blocked::Credentials(other.to_string()),
+    })?;
+    let scanned = discovery::scan(&mux, &set.spec.selector, generation)
+        .await
+        .map_err(|e| match e.kind() {
+            ErrorKind::Credentials => Blocked::Credentials(e.to_string()),
+            _ => Blocked::ScanFailed(e.to_string()),
+        })?;
+    tracing::info!(
+        set = %set.name_any(), %namespace,
+        listed = scanned.present.len(), selected = scanned.selected.len(),
+        "listed the environment's assets"
+    );
+    let scanned = Arc::new(scanned);
+    ctx.scans
+        .lock()
+        .expect("scans lock")
+        .insert(uid.to_string(), scanned.clone());
+    Ok(scanned)
+}
+
+async fn write_blocked(
+    sets: &Api<MasterExportSet>,
+    set: &MasterExportSet,
+    why: &Blocked,
+) -> Result<(), Error> {
+    write_status(sets, set, &summary::blocked(why), None).await
+}
+
+/// Server-side apply of the status: fields this manager no longer sets are removed.
+async fn write_status(
+    sets: &Api<MasterExportSet>,
+    set: &MasterExportSet,
+    summary: &Summary,
+    planned: Option<(&Plan, Timestamp)>,
+) -> Result<(), Error> {
+    let previous = set.status.clone().unwrap_or_default();
+    let now = Time(Timestamp::now());
+    let conditions = conditions::merge(
+        &previous.conditions,
+        &summary.wanted(),
+        &[
+            conditions::READY,
+            conditions::RECONCILING,
+            conditions::STALLED,
+        ],
+        set.metadata.generation,
+        &now,
+    );
+    let status = match planned {
+        Some((plan, scanned_at)) => MasterExportSetStatus {
+            observed_generation: set.metadata.generation,
+            conditions,
+            counts: plan.counts.clone(),
+            progress: Some(format!("{}/{}", plan.counts.done, plan.counts.total)),
+            bytes_archived: plan.bytes_archived,
+            last_scan: Some(Time(scanned_at)),
+            failed_children: plan.failed.iter().take(NAMED_FAILURES).cloned().collect(),
+        },
+        // Blocked: the conditions say why; the counts stay as they were.
+        None => MasterExportSetStatus {
+            observed_generation: set.metadata.generation,
+            conditions,
+            ..previous.clone()
+        },
+    };
+    if status == previous {
+        return Ok(());
+    }
+    let patch = json!({
+        "apiVersion": "masterexport.io/v1alpha1",
+        "kind": "MasterExportSet",
+        "status": status,
+    });
+    sets.patch_status(
+        &set.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
