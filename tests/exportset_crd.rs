@@ -42,3 +42,14 @@ fn crd_without_a_kind_still_prints_the_master_export_crd() {
         "{text}"
     );
 }
+
+#[test]
+fn the_set_example_reads_as_a_set_with_a_valid_pattern() {
+    use mux_master_operator::exportset::pattern::Pattern;
+    use mux_master_operator::exportset::resource::MasterExportSet;
+    let set: MasterExportSet =
+        serde_yaml::from_str(&committed("examples/environment-archive.yaml")).unwrap();
+    let destination = set.spec.template.destination.expect("the example archives");
+    Pattern::parse(&destination.url).expect("the example's pattern is valid");
+    assert!(set.spec.template.after_copy.unwrap().revoke_access);
+}
