@@ -5,6 +5,7 @@ CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
 include tools/tools.mk
+include tools/emulators.mk
 
 .PHONY: help build lint test unit demo bench crd
 

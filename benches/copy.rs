@@ -16,13 +16,11 @@ use std::fs::File;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use mux::{Credentials, MuxClients, MuxConfig};
 use mux_master_operator::copy::Report;
 use mux_sim::admin_client::SimAdmin;
 use mux_sim::content;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
-use serde_json::json;
 use testenv::{Minio, MuxSim};
 
 const COPIER: &str = env!("CARGO_BIN_EXE_mux-master-operator");
@@ -71,7 +69,10 @@ fn main() -> ExitCode {
     }
     println!();
 
-    let master = runtime.block_on(Master::new(&sim, size));
+    let admin = SimAdmin::new(sim.url());
+    let master = runtime
+        .block_on(admin.ready_master(size, Duration::from_secs(10)))
+        .expect("mux-sim seeds a ready master");
     let expected = content::sha256_hex(master.seed, size);
     let mut rows = Vec::new();
 
@@ -176,7 +177,9 @@ fn main() -> ExitCode {
             human(big),
             human(MEMORY_BOUND)
         );
-        let master = runtime.block_on(Master::new(&sim, big));
+        let master = runtime
+            .block_on(admin.ready_master(big, Duration::from_secs(10)))
+            .expect("mux-sim seeds a ready master");
         let key = format!("bench/{}-big.mp4", master.id);
         let run =
             run(copier_command(&minio, &master.url, &in_minio(&minio, &key))
@@ -211,44 +214,6 @@ fn main() -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    }
-}
-
-/// A master in mux-sim with its signed URL.
-struct Master {
-    id: String,
-    url: String,
-    seed: u64,
-}
-
-impl Master {
-    async fn new(sim: &MuxSim, size: u64) -> Master {
-        let admin = SimAdmin::new(sim.url());
-        let asset = admin
-            .seed_asset(json!({"size": size, "master_access": "temporary"}))
-            .await
-            .expect("mux-sim seeds an asset");
-        let client = MuxClients::new(MuxConfig {
-            base_url: sim.url().parse().unwrap(),
-            ..Default::default()
-        })
-        .unwrap()
-        .client(Credentials::new("mux-sim-token-id", "mux-sim-token-secret"));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let url = loop {
-            let asset = client.get_asset(&asset.id).await.expect("GET asset");
-            if let Some(url) = asset.master_url() {
-                break url.expose().to_owned();
-            }
-            assert!(Instant::now() < deadline, "the master never became ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        let view = admin.inspect(&asset.id).await.unwrap();
-        Master {
-            id: asset.id,
-            url,
-            seed: view["seed"].as_u64().unwrap(),
-        }
     }
 }
 

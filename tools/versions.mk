@@ -17,3 +17,9 @@ MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 
 # Helm 3: the latest v3 release on the module proxy.
 HELM_VERSION := v3.22.0
+
+# The object-store emulators for gs:// and az:// (tools/emulators.mk): fake-gcs-server, as a library
+# under our XML-API wrapper (tools/gcs-emulator/go.mod pins it), and Azurite from npm
+# (tools/azurite/package-lock.json pins it and its dependencies).
+FAKE_GCS_VERSION := v1.56.1
+AZURITE_VERSION := 3.37.0

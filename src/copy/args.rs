@@ -188,21 +188,27 @@ pub(crate) fn is_sha256_hex(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// Parses the flags of a `copy` command line, for this crate's unit tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) fn parse_flags(flags: &[&str]) -> Result<CopyArgs, clap::Error> {
     use clap::Parser;
-
     #[derive(Parser)]
     struct Cli {
         #[command(flatten)]
         args: CopyArgs,
     }
+    let command_line = std::iter::once("copy").chain(flags.iter().copied());
+    Cli::try_parse_from(command_line).map(|cli| cli.args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     fn parse(args: &[&str]) -> CopyArgs {
-        let mut all = vec!["copy", "--destination", "s3://b/k"];
+        let mut all = vec!["--destination", "s3://b/k"];
         all.extend_from_slice(args);
-        Cli::try_parse_from(all).expect("parses").args
+        parse_flags(&all).expect("parses")
     }
 
     #[test]

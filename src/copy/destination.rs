@@ -1,30 +1,24 @@
-//! The destination: parsing `s3://`, `gs://`, `az://` and `file://` URLs, building the object
-//! store with credentials from the environment and a Secret's folder, and reading back what an
-//! object records about itself.
+//! The destination: parsing `s3://`, `gs://`, `az://` and `file://` URLs into the object store
+//! (built in `stores`) and the final and staging names, and reading back what an object records
+//! about itself (for `file://`, through `local`).
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path as FsPath, PathBuf};
-use std::str::FromStr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
-use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
-use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::aws::AmazonS3;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{Attribute, GetOptions, ObjectStore};
 
 use super::args::{CopyArgs, is_sha256_hex};
 use super::error::CopyError;
+use super::local::local_existing;
+use super::stores::{azure_store, gcs_store, s3_store};
 
 /// The metadata keys the copy records (`x-amz-meta-sha256`, `x-goog-meta-sha256`, ...).
 pub const META_SHA256: &str = "sha256";
 pub const META_SIZE: &str = "size";
 pub const META_SOURCE: &str = "source";
-/// The extended attributes of a `file://` destination.
-const XATTR_SHA256: &str = "user.mmo.sha256";
-const XATTR_SIZE: &str = "user.mmo.size";
 /// What the staging object's name adds to the final one.
 pub const STAGING_SUFFIX: &str = ".mmo-partial";
 
@@ -214,255 +208,19 @@ impl Destination {
     }
 }
 
-/// S3: `AmazonS3Builder::from_env`, then the credentials folder, then the flags.
-fn s3_store(args: &CopyArgs, bucket: &str) -> Result<AmazonS3, CopyError> {
-    let mut builder = AmazonS3Builder::from_env();
-    for (name, value) in credential_files(args)? {
-        let key = AmazonS3ConfigKey::from_str(&name).map_err(|_| unknown_setting(&name))?;
-        builder = builder.with_config(key, value);
-    }
-    builder = builder.with_bucket_name(bucket);
-    if builder
-        .get_config_value(&AmazonS3ConfigKey::Region)
-        .is_none()
-    {
-        builder = builder.with_region("us-east-1");
-    }
-    if let Some(region) = &args.region {
-        builder = builder.with_region(region);
-    }
-    if let Some(endpoint) = &args.endpoint {
-        builder = builder.with_endpoint(endpoint.trim_end_matches('/'));
-    }
-    let plain_http = builder
-        .get_config_value(&AmazonS3ConfigKey::Endpoint)
-        .is_some_and(|e| e.starts_with("http://"));
-    if args.allow_http || plain_http {
-        builder = builder.with_allow_http(true);
-    }
-    if args.virtual_hosted_style {
-        builder = builder.with_virtual_hosted_style_request(true);
-    }
-    builder
-        .build()
-        .map_err(|e| CopyError::bad_input(format!("configuring S3: {e}")))
-}
-
-fn gcs_store(args: &CopyArgs, bucket: &str) -> Result<impl ObjectStore, CopyError> {
-    let mut builder = GoogleCloudStorageBuilder::from_env();
-    for (name, value) in credential_files(args)? {
-        let key = GoogleConfigKey::from_str(&name).map_err(|_| unknown_setting(&name))?;
-        builder = builder.with_config(key, value);
-    }
-    builder
-        .with_bucket_name(bucket)
-        .build()
-        .map_err(|e| CopyError::bad_input(format!("configuring Google Cloud Storage: {e}")))
-}
-
-fn azure_store(args: &CopyArgs, container: &str) -> Result<impl ObjectStore, CopyError> {
-    let mut builder = MicrosoftAzureBuilder::from_env();
-    for (name, value) in credential_files(args)? {
-        let key = AzureConfigKey::from_str(&name).map_err(|_| unknown_setting(&name))?;
-        builder = builder.with_config(key, value);
-    }
-    builder = builder.with_container_name(container);
-    if let Some(endpoint) = &args.endpoint {
-        builder = builder.with_endpoint(endpoint.trim_end_matches('/').to_owned());
-    }
-    if args.allow_http
-        || args
-            .endpoint
-            .as_deref()
-            .is_some_and(|e| e.starts_with("http://"))
-    {
-        builder = builder.with_allow_http(true);
-    }
-    builder
-        .build()
-        .map_err(|e| CopyError::bad_input(format!("configuring Azure Blob Storage: {e}")))
-}
-
-fn unknown_setting(name: &str) -> CopyError {
-    CopyError::bad_input(format!(
-        "the credentials folder has a file {name:?} that is not a setting of this object store"
-    ))
-}
-
-/// The files of `--credentials-dir` as `(lowercase name, trimmed content)`. Kubernetes' own
-/// entries of a mounted Secret (`..data`, `..2024_…`) are skipped. Contents are never shown.
-fn credential_files(args: &CopyArgs) -> Result<Vec<(String, String)>, CopyError> {
-    let Some(dir) = &args.credentials_dir else {
-        return Ok(Vec::new());
-    };
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        CopyError::bad_input(format!(
-            "reading the credentials folder {}: {e}",
-            dir.display()
-        ))
-    })?;
-    let mut settings = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| {
-            CopyError::bad_input(format!(
-                "reading the credentials folder {}: {e}",
-                dir.display()
-            ))
-        })?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
-        }
-        let path = entry.path();
-        if !path.is_file() {
-            continue;
-        }
-        let value = std::fs::read_to_string(&path)
-            .map_err(|e| CopyError::bad_input(format!("reading {}: {e}", path.display())))?;
-        settings.push((name.to_ascii_lowercase(), value.trim().to_owned()));
-    }
-    settings.sort();
-    Ok(settings)
-}
-
-/// A local file's size and the digest recorded in its extended attributes or, failing that,
-/// in its `<file>.sha256` sidecar.
-fn local_existing(file: &FsPath) -> Option<Existing> {
-    let meta = std::fs::metadata(file).ok()?;
-    if !meta.is_file() {
-        return Some(Existing {
-            size: meta.len(),
-            sha256: None,
-            recorded_size: None,
-        });
-    }
-    let sha256 = get_xattr(file, XATTR_SHA256).or_else(|| read_sidecar(file));
-    Some(Existing {
-        size: meta.len(),
-        sha256: sha256.map(|s| s.to_ascii_lowercase()),
-        recorded_size: get_xattr(file, XATTR_SIZE).and_then(|s| s.parse().ok()),
-    })
-}
-
-/// `<file>.sha256`.
-pub fn sidecar_path(file: &FsPath) -> PathBuf {
-    let mut name = file.as_os_str().to_owned();
-    name.push(".sha256");
-    name.into()
-}
-
-/// The digest in a `sha256sum` line naming `file`.
-fn read_sidecar(file: &FsPath) -> Option<String> {
-    let text = std::fs::read_to_string(sidecar_path(file)).ok()?;
-    let line = text.lines().next()?;
-    let (sha, name) = line.split_once(char::is_whitespace)?;
-    let name = name.trim_start().trim_start_matches('*');
-    let file_name = file.file_name()?.to_string_lossy();
-    (name == file_name).then(|| sha.to_owned())
-}
-
-/// Writes `<file>.sha256` (through a temporary file and a rename).
-pub fn write_sidecar(file: &FsPath, sha256: &str) -> std::io::Result<()> {
-    let sidecar = sidecar_path(file);
-    let mut temporary = sidecar.clone().into_os_string();
-    temporary.push(STAGING_SUFFIX);
-    let name = file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    std::fs::write(&temporary, format!("{sha256}  {name}\n"))?;
-    std::fs::rename(&temporary, &sidecar)
-}
-
-/// Records the digest and size as extended attributes; false where the filesystem has none.
-pub fn set_local_metadata(file: &FsPath, sha256: &str, size: u64) -> bool {
-    set_xattr(file, XATTR_SHA256, sha256) && set_xattr(file, XATTR_SIZE, &size.to_string())
-}
-
-fn c_path(path: &FsPath) -> Option<CString> {
-    CString::new(path.as_os_str().as_bytes()).ok()
-}
-
-fn set_xattr(file: &FsPath, name: &str, value: &str) -> bool {
-    let (Some(path), Ok(name)) = (c_path(file), CString::new(name)) else {
-        return false;
-    };
-    // SAFETY: both strings are NUL-terminated and outlive the call; the value is a valid slice.
-    let rc = unsafe {
-        libc::setxattr(
-            path.as_ptr(),
-            name.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    rc == 0
-}
-
-fn get_xattr(file: &FsPath, name: &str) -> Option<String> {
-    let (path, name) = (c_path(file)?, CString::new(name).ok()?);
-    let mut buf = [0u8; 128];
-    // SAFETY: the strings are NUL-terminated; the buffer is writable for its whole length.
-    let n = unsafe {
-        libc::getxattr(
-            path.as_ptr(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if n < 0 {
-        return None;
-    }
-    String::from_utf8(buf[..n as usize].to_vec()).ok()
-}
-
-/// Removes `<staging>#N` files that `LocalFileSystem` leaves when a run is killed mid-upload,
-/// and the staging file itself.
-pub fn remove_local_leftovers(staging: &FsPath) {
-    let (Some(dir), Some(name)) = (staging.parent(), staging.file_name()) else {
-        return;
-    };
-    let prefix = format!("{}#", name.to_string_lossy());
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let entry_name = entry.file_name().to_string_lossy().into_owned();
-        let leftover = entry_name
-            .strip_prefix(&prefix)
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-        if leftover {
-            tracing::info!("removing {} left by an interrupted run", entry_name);
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-    let _ = std::fs::remove_file(staging);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: CopyArgs,
-    }
+    use std::path::Path as FsPath;
 
     fn open(destination: &str) -> Result<Destination, CopyError> {
-        let args = Cli::try_parse_from([
-            "copy",
+        let flags = [
             "--destination",
             destination,
             "--endpoint",
             "http://127.0.0.1:9",
-        ])
-        .unwrap()
-        .args;
-        Destination::open(&args)
+        ];
+        Destination::open(&super::super::args::parse_flags(&flags).unwrap())
     }
 
     #[test]
@@ -518,23 +276,5 @@ mod tests {
         existing.recorded_size = None;
         existing.sha256 = Some("not-a-digest".into());
         assert_eq!(existing.verified_sha256(), None);
-    }
-
-    #[test]
-    fn local_metadata_lives_in_xattrs_or_a_sidecar() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("master.mp4");
-        std::fs::write(&file, b"hello").unwrap();
-        assert_eq!(local_existing(&file).unwrap().sha256, None);
-        let sha = "b".repeat(64);
-        write_sidecar(&file, &sha).unwrap();
-        let sidecar = std::fs::read_to_string(sidecar_path(&file)).unwrap();
-        assert_eq!(sidecar, format!("{sha}  master.mp4\n"));
-        assert_eq!(local_existing(&file).unwrap().sha256, Some(sha.clone()));
-        if set_local_metadata(&file, &"c".repeat(64), 5) {
-            let existing = local_existing(&file).unwrap();
-            assert_eq!(existing.sha256, Some("c".repeat(64)));
-            assert_eq!(existing.recorded_size, Some(5));
-        }
     }
 }

@@ -122,14 +122,21 @@
 
 mod args;
 mod destination;
+mod download;
 mod error;
+mod existing;
 mod finalize;
+mod local;
 mod progress;
+mod read_back;
 mod report;
+mod retries;
 mod source;
+mod stores;
 mod transfer;
 mod units;
 mod upload;
+mod verify;
 
 use std::process::ExitCode;
 

@@ -156,39 +156,42 @@ impl Source {
         &self.url
     }
 
+    /// `GET` with `Range` (and `If-Range`), its status sorted into what ends or retries a copy.
+    async fn get(&self, range: &str, if_range: Option<&Validator>) -> Result<Response, FetchError> {
+        let mut request = self
+            .http
+            .get(self.url.expose())
+            .header(header::RANGE, range);
+        if let Some(validator) = if_range {
+            request = request.header(header::IF_RANGE, validator.0.as_str());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| FetchError::Transient(describe(e)))?;
+        check_status(response.status())?;
+        Ok(response)
+    }
+
     /// `GET` with `Range: bytes=<from>-` (and `If-Range` when resuming a known version).
     pub async fn fetch(
         &self,
         from: u64,
         validator: Option<&Validator>,
     ) -> Result<Fetched, FetchError> {
-        let mut request = self
-            .http
-            .get(self.url.expose())
-            .header(header::RANGE, format!("bytes={from}-"));
-        if let (true, Some(v)) = (from > 0, validator) {
-            request = request.header(header::IF_RANGE, v.0.as_str());
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| FetchError::Transient(describe(e)))?;
+        let if_range = validator.filter(|_| from > 0);
+        let response = self.get(&format!("bytes={from}-"), if_range).await?;
         let status = response.status();
-        check_status(status)?;
         let headers = response.headers();
         let new_validator = Validator::from_headers(headers);
         match status {
             StatusCode::PARTIAL_CONTENT => {
-                let (start, last, total) = headers
-                    .get(header::CONTENT_RANGE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(parse_content_range)
-                    .ok_or_else(|| {
-                        CopyError::new(
-                            Reason::SourceFailed,
-                            "a 206 answer without a usable Content-Range",
-                        )
-                    })?;
+                let (start, last, total) = content_range(headers).ok_or_else(|| {
+                    CopyError::new(
+                        Reason::SourceFailed,
+                        "a 206 answer without a usable Content-Range",
+                    )
+                })?;
                 if start > from {
                     return Err(CopyError::new(
                         Reason::SourceFailed,
@@ -237,12 +240,7 @@ impl Source {
                 })
             }
             StatusCode::RANGE_NOT_SATISFIABLE => {
-                let total = headers
-                    .get(header::CONTENT_RANGE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().strip_prefix("bytes */"))
-                    .and_then(|n| n.trim().parse::<u64>().ok())
-                    .unwrap_or(from);
+                let total = unsatisfied_length(headers).unwrap_or(from);
                 if total < from {
                     Ok(Fetched::Changed {
                         why: format!("it is now {total} bytes long, we had {from}"),
@@ -261,28 +259,13 @@ impl Source {
 
     /// The file's current length, from `Range: bytes=0-0`, without reading the body.
     pub async fn length(&self) -> Result<u64, FetchError> {
-        let response = self
-            .http
-            .get(self.url.expose())
-            .header(header::RANGE, "bytes=0-0")
-            .send()
-            .await
-            .map_err(|e| FetchError::Transient(describe(e)))?;
+        let response = self.get("bytes=0-0", None).await?;
         let status = response.status();
-        check_status(status)?;
         let headers = response.headers();
         let total = match status {
-            StatusCode::PARTIAL_CONTENT => headers
-                .get(header::CONTENT_RANGE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_content_range)
-                .and_then(|(_, _, total)| total),
+            StatusCode::PARTIAL_CONTENT => content_range(headers).and_then(|(_, _, total)| total),
             StatusCode::OK => response.content_length(),
-            StatusCode::RANGE_NOT_SATISFIABLE => headers
-                .get(header::CONTENT_RANGE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().strip_prefix("bytes */"))
-                .and_then(|n| n.trim().parse().ok()),
+            StatusCode::RANGE_NOT_SATISFIABLE => unsatisfied_length(headers),
             _ => None,
         };
         total.ok_or_else(|| {
@@ -324,6 +307,18 @@ fn check_status(status: StatusCode) -> Result<(), FetchError> {
             format!("the source answered {status}"),
         ))),
     }
+}
+
+/// A 206's `Content-Range`, parsed.
+fn content_range(headers: &HeaderMap) -> Option<(u64, u64, Option<u64>)> {
+    let value = headers.get(header::CONTENT_RANGE)?.to_str().ok()?;
+    parse_content_range(value)
+}
+
+/// The length a 416 names in `Content-Range: bytes */<length>`.
+fn unsatisfied_length(headers: &HeaderMap) -> Option<u64> {
+    let value = headers.get(header::CONTENT_RANGE)?.to_str().ok()?;
+    value.trim().strip_prefix("bytes */")?.trim().parse().ok()
 }
 
 /// `bytes <first>-<last>/<total or *>` as `(first, last, total)`.

@@ -1,9 +1,13 @@
 //! A small typed client for mux-sim's `/_sim/*` API, for tests, benchmarks and the demo.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 use serde_json::Value;
 
 use mux::types::{Asset, LiveStream};
+
+pub use crate::stats::LoggedRequest;
 
 #[derive(Clone)]
 pub struct SimAdmin {
@@ -21,14 +25,14 @@ pub struct StatRow {
     pub count: u64,
 }
 
-/// One entry of `GET /_sim/requests`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct LoggedRequest {
-    pub at_ms: u64,
-    pub method: String,
-    pub route: String,
-    pub id: Option<String>,
-    pub status: u16,
+/// A master ready to download, as [`SimAdmin::ready_master`] seeds it.
+#[derive(Debug, Clone)]
+pub struct ReadyMaster {
+    pub id: String,
+    /// The signed URL (a secret: never print it).
+    pub url: String,
+    /// The content's seed: `content` gives its bytes and SHA-256.
+    pub seed: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -61,6 +65,34 @@ impl SimAdmin {
         let url = format!("{}/_sim/assets", self.base);
         let data: Data<Asset> = self.send(self.http.post(url).json(&seed)).await?;
         Ok(data.data)
+    }
+
+    /// Seeds a ready asset of `size` bytes with master access on, and waits (at most
+    /// `timeout`) until its master is ready.
+    pub async fn ready_master(&self, size: u64, timeout: Duration) -> Result<ReadyMaster, String> {
+        let seed = serde_json::json!({"size": size, "master_access": "temporary"});
+        let asset = self.seed_asset(seed).await.map_err(|e| e.to_string())?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let view = self.inspect(&asset.id).await.map_err(|e| e.to_string())?;
+            if let (Some(url), Some(seed)) = (
+                view["asset"]["master"]["url"].as_str(),
+                view["seed"].as_u64(),
+            ) {
+                return Ok(ReadyMaster {
+                    id: asset.id,
+                    url: url.to_owned(),
+                    seed,
+                });
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "the master of {} was not ready after {timeout:?}",
+                    asset.id
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     /// The asset's state with what only mux-sim knows (`size`, `seed`, `current_length`).

@@ -295,16 +295,21 @@ async fn list_assets(State(sim): State<Arc<Sim>>, Query(q): Query<ListQuery>) ->
     }
 }
 
+/// A JSON request body, or Mux's 400 for one that does not parse.
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_parameters",
+            &format!("invalid JSON body: {e}"),
+        ))
+    })
+}
+
 async fn create_asset(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
-    let request: CreateAssetRequest = match serde_json::from_slice(&body) {
+    let request: CreateAssetRequest = match json_body(&body) {
         Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_parameters",
-                &format!("invalid JSON body: {e}"),
-            );
-        }
+        Err(refused) => return *refused,
     };
     let result = sim.with_world(|w, now, sw| {
         split(w.create_asset(
@@ -326,15 +331,9 @@ async fn update_master_access(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let request: UpdateMasterAccessRequest = match serde_json::from_slice(&body) {
+    let request: UpdateMasterAccessRequest = match json_body(&body) {
         Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_parameters",
-                &format!("invalid JSON body: {e}"),
-            );
-        }
+        Err(refused) => return *refused,
     };
     if request.master_access == MasterAccess::Unknown {
         return error(

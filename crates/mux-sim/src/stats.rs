@@ -4,13 +4,14 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 /// The log keeps this many of the latest requests.
 const LOG_CAPACITY: usize = 200_000;
 
-#[derive(Debug, Clone, Serialize)]
+/// One request as the log keeps it (`GET /_sim/requests`; the admin client reads it back).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoggedRequest {
     /// Milliseconds since mux-sim started.
     pub at_ms: u64,

@@ -6,6 +6,8 @@
 //!   kubeconfig, clients for the admin or impersonating a ServiceAccount, and a fresh namespace
 //!   per test. [`ControlPlane::shared`] starts one per process for all tests to share.
 //! - [`Minio`]: an S3 server on a scratch folder, with known credentials and a bucket.
+//! - [`GcsEmulator`] and [`Azurite`]: Google Cloud Storage and Azure Blob Storage, emulated, each
+//!   with a bucket (container).
 //! - [`MuxSim`]: the Mux emulator, from a binary path the caller gives.
 //! - [`tools`]: where the binaries built by `make tools` are.
 //!
@@ -17,11 +19,13 @@
 //! tokio runtime it was built on and `#[tokio::test]` makes one runtime per test. So build a
 //! client per test with [`ControlPlane::client`].
 
+pub mod azurite;
 pub mod bins;
 mod controlplane;
 mod credentials;
 mod error;
 pub mod fixtures;
+mod gcs;
 pub mod kubelet;
 mod minio;
 mod muxsim;
@@ -31,8 +35,10 @@ mod scratch;
 pub mod spawner;
 pub mod tools;
 
+pub use azurite::Azurite;
 pub use controlplane::{ControlPlane, NAMESPACE_LABEL};
 pub use error::{Error, Result};
+pub use gcs::GcsEmulator;
 pub use minio::Minio;
 pub use muxsim::MuxSim;
 pub use tools::Tool;

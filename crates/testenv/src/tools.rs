@@ -20,6 +20,10 @@ pub enum Tool {
     Etcd,
     Minio,
     Helm,
+    /// tools/gcs-emulator: fake-gcs-server's storage under the XML API.
+    GcsEmulator,
+    /// Azurite's blob service, from npm.
+    Azurite,
 }
 
 impl Tool {
@@ -30,6 +34,16 @@ impl Tool {
             Tool::Etcd => "etcd",
             Tool::Minio => "minio",
             Tool::Helm => "helm",
+            Tool::GcsEmulator => "gcs-emulator",
+            Tool::Azurite => "azurite-blob",
+        }
+    }
+
+    /// Where the binary lies below its `<component>-<version>/` folder.
+    fn relative_path(self) -> &'static str {
+        match self {
+            Tool::Azurite => "node_modules/.bin/azurite-blob",
+            other => other.binary(),
         }
     }
 
@@ -40,8 +54,18 @@ impl Tool {
             Tool::Etcd => "ETCD_VERSION",
             Tool::Minio => "MINIO_VERSION",
             Tool::Helm => "HELM_VERSION",
+            Tool::GcsEmulator => "FAKE_GCS_VERSION",
+            Tool::Azurite => "AZURITE_VERSION",
         };
         version_of(key).unwrap_or_else(|| panic!("tools/versions.mk does not set {key}"))
+    }
+
+    /// The name of its folder under `.tools/` (before `-<version>`).
+    fn folder(self) -> &'static str {
+        match self {
+            Tool::Azurite => "azurite",
+            other => other.binary(),
+        }
     }
 
     /// Whether `KUBEBUILDER_ASSETS` may supply this binary.
@@ -58,8 +82,8 @@ impl Tool {
             ),
             _ => (
                 tools_dir()
-                    .join(format!("{}-{}", self.binary(), self.version()))
-                    .join(self.binary()),
+                    .join(format!("{}-{}", self.folder(), self.version()))
+                    .join(self.relative_path()),
                 "MMO_TOOLS_DIR to the folder `make tools` fills",
             ),
         };

@@ -1,0 +1,207 @@
+//! One pass over the master, from byte 0 to its settled end: `Range` requests resumed after
+//! transient failures, bodies streamed into the hash and the staging upload, and the
+//! final-length rule (quiet checks `--settle` apart).
+
+use bytes::Buf;
+use reqwest::Response;
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use super::args::CopyArgs;
+use super::error::CopyError;
+use super::progress::Progress;
+use super::retries::{Retries, sleep};
+use super::source::{FetchError, Fetched, Source, Validator, describe};
+use super::transfer::Streamed;
+use super::upload::PartWriter;
+
+/// Why a download stopped early.
+pub enum Stop {
+    /// The master changed under it: start over.
+    Changed(String),
+    Failed(CopyError),
+}
+
+impl From<CopyError> for Stop {
+    fn from(e: CopyError) -> Self {
+        Stop::Failed(e)
+    }
+}
+
+/// Why a body stopped early.
+enum BodyError {
+    Transient(String),
+    Fatal(CopyError),
+}
+
+/// One pass over the master, from byte 0 to its settled end.
+pub struct Download<'a> {
+    source: &'a Source,
+    args: &'a CopyArgs,
+    cancel: &'a CancellationToken,
+    done: u64,
+    hasher: Sha256,
+    validator: Option<Validator>,
+    total: Option<u64>,
+    content_type: Option<String>,
+    retries: Retries<'a>,
+    progress: Progress,
+}
+
+impl<'a> Download<'a> {
+    pub fn new(source: &'a Source, args: &'a CopyArgs, cancel: &'a CancellationToken) -> Self {
+        Download {
+            source,
+            args,
+            cancel,
+            done: 0,
+            hasher: Sha256::new(),
+            validator: None,
+            total: None,
+            content_type: None,
+            retries: Retries::new(args, cancel),
+            progress: Progress::new(args.progress_interval),
+        }
+    }
+
+    /// Streams until `--settle-checks` checks in a row find no byte past the end.
+    pub async fn run(&mut self, writer: &mut PartWriter) -> Result<(), Stop> {
+        let mut quiet_checks = 0;
+        let mut reached_end = false;
+        let mut wait = None;
+        loop {
+            if let Some(delay) = wait.take() {
+                sleep(delay, self.cancel).await?;
+            }
+            let fetched = tokio::select! {
+                fetched = self.source.fetch(self.done, self.validator.as_ref()) => fetched,
+                _ = self.cancel.cancelled() => return Err(CopyError::interrupted().into()),
+            };
+            match fetched {
+                Err(FetchError::Fatal(e)) => return Err(e.into()),
+                Err(FetchError::Transient(why)) => self.retries.failed(why, false).await?,
+                Ok(Fetched::Changed { why }) => return Err(Stop::Changed(why)),
+                Ok(Fetched::End { total }) => {
+                    self.total = Some(total);
+                    quiet_checks += 1;
+                    if quiet_checks >= self.args.settle_checks {
+                        self.progress.log(self.done, self.total);
+                        return Ok(());
+                    }
+                    tracing::debug!(
+                        "nothing past byte {}: checking again in {:?} ({quiet_checks}/{})",
+                        self.done,
+                        self.args.settle,
+                        self.args.settle_checks
+                    );
+                    wait = Some(self.args.settle);
+                }
+                Ok(Fetched::Body {
+                    response,
+                    body_start,
+                    end,
+                    total,
+                    validator,
+                }) => {
+                    if self.done == 0 {
+                        if let Some(total) = total {
+                            writer.fit(total);
+                        }
+                        self.validator = validator;
+                        self.content_type = response
+                            .headers()
+                            .get(http::header::CONTENT_TYPE)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned);
+                    }
+                    let grew = reached_end;
+                    if grew {
+                        tracing::info!(
+                            "the master grew past {} bytes (now {}): copying the new bytes",
+                            self.done,
+                            total.map_or_else(|| "unknown".to_owned(), |t| t.to_string())
+                        );
+                    }
+                    self.total = total.or(self.total);
+                    quiet_checks = 0;
+                    let before = self.done;
+                    reached_end = false;
+                    match self.stream_body(response, body_start, end, writer).await {
+                        Ok(()) => {
+                            reached_end = true;
+                            // The first end is checked at once; once the master is seen
+                            // growing, checks are spaced by --settle, not a busy loop.
+                            if grew {
+                                wait = Some(self.args.settle);
+                            }
+                        }
+                        Err(BodyError::Transient(why)) => {
+                            self.retries.failed(why, self.done > before).await?
+                        }
+                        Err(BodyError::Fatal(e)) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Streams one body into the hash and the upload, skipping what was already copied.
+    async fn stream_body(
+        &mut self,
+        mut response: Response,
+        body_start: u64,
+        end: Option<u64>,
+        writer: &mut PartWriter,
+    ) -> Result<(), BodyError> {
+        let mut skip = self.done - body_start;
+        loop {
+            let chunk = tokio::select! {
+                chunk = response.chunk() => chunk,
+                _ = self.cancel.cancelled() => return Err(BodyError::Fatal(CopyError::interrupted())),
+            };
+            let mut bytes = match chunk {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => break,
+                Err(e) => return Err(BodyError::Transient(describe(e))),
+            };
+            if skip > 0 {
+                let n = skip.min(bytes.len() as u64);
+                bytes.advance(n as usize);
+                skip -= n;
+                if bytes.is_empty() {
+                    continue;
+                }
+            }
+            self.hasher.update(&bytes);
+            let written = tokio::select! {
+                written = writer.write(&bytes) => written,
+                _ = self.cancel.cancelled() => return Err(BodyError::Fatal(CopyError::interrupted())),
+            };
+            written.map_err(|e| {
+                BodyError::Fatal(CopyError::store("uploading the staging object", e))
+            })?;
+            self.done += bytes.len() as u64;
+            if self.total.is_some_and(|total| total < self.done) {
+                self.total = Some(self.done);
+            }
+            self.progress.update(self.done, self.total);
+        }
+        match end {
+            Some(end) if self.done < end => Err(BodyError::Transient(format!(
+                "the body ended at byte {} of {end}",
+                self.done
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn into_streamed(self) -> Streamed {
+        Streamed {
+            size: self.done,
+            sha256: hex::encode(self.hasher.finalize()),
+            content_type: self.content_type,
+            resumes: self.retries.total,
+            elapsed: self.progress.elapsed(),
+        }
+    }
+}

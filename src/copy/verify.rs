@@ -1,0 +1,106 @@
+//! After the download: the staging object checked against what was streamed (and what was
+//! expected), published under its final name, and read back; the staging object removed.
+
+use object_store::ObjectStoreExt;
+use tokio_util::sync::CancellationToken;
+
+use super::args::CopyArgs;
+use super::destination::{Backend, Destination};
+use super::error::CopyError;
+use super::finalize::{Verified, publish};
+use super::source::Source;
+use super::transfer::Streamed;
+
+/// Checks the staging object, publishes it with its metadata, and reads the final object back.
+pub async fn verify_and_publish(
+    destination: &Destination,
+    streamed: &Streamed,
+    source: &Source,
+    args: &CopyArgs,
+    cancel: &CancellationToken,
+) -> Result<(), CopyError> {
+    if let Some(expected) = args.expected_sha256()
+        && expected != streamed.sha256
+    {
+        return Err(CopyError::verification(format!(
+            "the master's SHA-256 is {}, not the expected {expected}",
+            streamed.sha256
+        )));
+    }
+    if let Some(expected) = args.expected_size
+        && expected != streamed.size
+    {
+        return Err(CopyError::verification(format!(
+            "the master has {} bytes, not the expected {expected}",
+            streamed.size
+        )));
+    }
+    let staged = match destination.files() {
+        Some((_, staging)) => std::fs::metadata(&staging).map(|m| m.len()).ok(),
+        None => destination
+            .object_meta(&destination.staging)
+            .await?
+            .map(|e| e.size),
+    };
+    if staged != Some(streamed.size) {
+        return Err(CopyError::verification(format!(
+            "the staging object holds {staged:?} bytes, {} were sent",
+            streamed.size
+        )));
+    }
+
+    let verified = Verified {
+        size: streamed.size,
+        sha256: streamed.sha256.clone(),
+        content_type: streamed.content_type.clone(),
+        source: source.url().redacted(),
+    };
+    publish(destination, &verified, args, cancel).await?;
+
+    let written = destination.existing().await?;
+    let matches = written.as_ref().is_some_and(|w| {
+        w.size == streamed.size && w.verified_sha256() == Some(streamed.sha256.as_str())
+    });
+    if !matches {
+        remove_final(destination).await;
+        return Err(CopyError::verification(format!(
+            "{} read back as {written:?}, expected {} bytes with SHA-256 {}",
+            destination.display, streamed.size, streamed.sha256
+        )));
+    }
+    Ok(())
+}
+
+/// Deletes the staging object, whatever happened (it is gone already after a local rename).
+pub async fn remove_staging(destination: &Destination) {
+    if let Some((_, staging)) = destination.files() {
+        let _ = std::fs::remove_file(staging);
+        return;
+    }
+    match destination.store.delete(&destination.staging).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+        Err(e) => tracing::warn!(
+            "could not delete the staging object {}: {e}",
+            destination.name_of(&destination.staging)
+        ),
+    }
+}
+
+/// Deletes a final object that failed its read-back.
+async fn remove_final(destination: &Destination) {
+    let result = match destination.backend {
+        Backend::Local => {
+            let file = destination.file.as_ref().expect("a local destination");
+            let _ = std::fs::remove_file(super::local::sidecar_path(file));
+            std::fs::remove_file(file).map_err(|e| e.to_string())
+        }
+        _ => destination
+            .store
+            .delete(&destination.path)
+            .await
+            .map_err(|e| e.to_string()),
+    };
+    if let Err(e) = result {
+        tracing::warn!("could not delete {}: {e}", destination.display);
+    }
+}
