@@ -29,6 +29,8 @@ enum Command {
     Run(Box<controller::run::RunArgs>),
     /// Copy a master from its URL into object storage, verified (the copy Job runs this).
     Copy(Box<copy::CopyArgs>),
+    /// Print one MasterExport per asset of the environment (YAML), for GitOps repositories.
+    ExportManifests(Box<mux_master_operator::exportset::manifests::ExportManifestsArgs>),
     /// Print a CustomResourceDefinition as YAML (MasterExport unless `--kind` says otherwise).
     Crd {
         #[arg(long, default_value = "MasterExport", value_parser = ["MasterExport", "MasterExportSet"])]
@@ -50,6 +52,9 @@ async fn main() -> ExitCode {
             }
         },
         Command::Copy(args) => copy::run(*args).await,
+        Command::ExportManifests(args) => {
+            mux_master_operator::exportset::manifests::run(*args).await
+        }
         Command::Crd { kind } => {
             match kind.as_str() {
                 "MasterExportSet" => print!("{}", mux_master_operator::crd::set_yaml()),
