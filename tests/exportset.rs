@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use kube::ResourceExt;
 use mux_master_operator::exportset::children::ASSET_DELETED_ANNOTATION;
+use mux_master_operator::exportset::reconcile::SetContext;
 use mux_master_operator::resource::{MasterExport, Phase};
 use serde_json::json;
 use support::World;
@@ -22,6 +23,10 @@ use support::exportset::{
 const RATE: &str = "1000";
 
 async fn world(prefix: &str) -> World {
+    world_and_context(prefix).await.0
+}
+
+async fn world_and_context(prefix: &str) -> (World, std::sync::Arc<SetContext>) {
     let sim = [
         "--master-prepare-delay",
         "200ms",
@@ -42,8 +47,8 @@ async fn world(prefix: &str) -> World {
     ];
     let world = World::new(prefix, &sim, &operator).await;
     install_set_crd(&world.client).await;
-    start_set_controller(&world, 1000.0);
-    world
+    let ctx = start_set_controller(&world, 1000.0);
+    (world, ctx)
 }
 
 fn is_exported(child: &MasterExport) -> bool {
@@ -169,4 +174,30 @@ async fn a_rescan_picks_up_a_new_asset_and_keeps_the_child_of_a_deleted_one() {
     assert_eq!(after.len(), 4);
     let (status, reason, _) = set_condition(&set, "Ready").unwrap();
     assert_eq!((status.as_str(), reason.as_str()), ("True", "Exported"));
+}
+
+#[tokio::test]
+async fn an_asset_ready_webhook_makes_the_set_list_again_long_before_its_interval() {
+    let (world, ctx) = world_and_context("set-webhook").await;
+    world.seed_assets(2, json!({"size": 1000})).await;
+    let spec = json!({"credentialsSecretRef": {"name": "mux"}, "rescanInterval": "1h"});
+    create_set(&world, "hooked", spec).await.unwrap();
+    let timeout = Duration::from_secs(60);
+    wait_set(&world, "hooked", "the first 2 exported", timeout, |s| {
+        set_is_ready(s) && s.status.as_ref().is_some_and(|st| st.counts.done == 2)
+    })
+    .await;
+    let late = world.seed_assets(1, json!({"size": 1000})).await.remove(0);
+    // Not a prompt: the set keeps its listing.
+    assert!(!ctx.on_webhook("video.asset.master.ready"));
+    assert!(ctx.on_webhook("video.asset.ready"));
+    let set = wait_set(
+        &world,
+        "hooked",
+        "the late asset exported",
+        Duration::from_secs(30),
+        |s| set_is_ready(s) && s.status.as_ref().is_some_and(|st| st.counts.done == 3),
+    )
+    .await;
+    assert!(is_exported(&children(&world, &set).await[&late]));
 }

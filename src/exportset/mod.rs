@@ -12,6 +12,7 @@ pub mod manifests;
 pub mod pattern;
 pub mod plan;
 pub mod reconcile;
+pub mod rescan;
 pub mod resource;
 pub mod run;
 pub mod selector;

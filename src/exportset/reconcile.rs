@@ -19,6 +19,7 @@ use super::children::{self, ASSET_DELETED_ANNOTATION, SET_UID_LABEL};
 use super::discovery::{self, Scanned};
 use super::pattern::Pattern;
 use super::plan::{self, Plan};
+use super::rescan::{self, Freshness};
 use super::resource::{MasterExportSet, MasterExportSetStatus};
 use super::summary::{self, Blocked};
 use crate::controller::conditions::{self, Summary};
@@ -43,6 +44,10 @@ pub struct SetContext {
     pub mux: MuxClients,
     /// The last listing of each set's environment, by set UID: a restart lists again.
     scans: Mutex<HashMap<String, Arc<Scanned>>>,
+    /// When a webhook last asked for a new listing.
+    rescan_requested: Mutex<Option<Timestamp>>,
+    /// Wakes every set of each controller (see `run`).
+    wake: Mutex<Vec<futures::channel::mpsc::UnboundedSender<()>>>,
 }
 
 impl SetContext {
@@ -51,13 +56,28 @@ impl SetContext {
             client,
             mux,
             scans: Mutex::default(),
+            rescan_requested: Mutex::default(),
+            wake: Mutex::default(),
         }
     }
 
-    /// Makes the next reconcile of every set list its environment again (a webhook said an
-    /// asset appeared or went).
-    pub fn rescan_all(&self) {
-        self.scans.lock().expect("scans lock").clear();
+    /// A webhook of type `kind` arrived: if an asset appeared or went, every set lists its
+    /// environment again soon (see `rescan`). Returns whether it did.
+    pub fn on_webhook(&self, kind: &str) -> bool {
+        if !rescan::prompts_rescan(kind) {
+            return false;
+        }
+        *self.rescan_requested.lock().expect("rescan lock") = Some(Timestamp::now());
+        let mut wake = self.wake.lock().expect("wake lock");
+        wake.retain(|sender| sender.unbounded_send(()).is_ok());
+        true
+    }
+
+    /// A stream that wakes every set of one controller on such webhooks.
+    pub fn wakeups(&self) -> futures::channel::mpsc::UnboundedReceiver<()> {
+        let (sender, receiver) = futures::channel::mpsc::unbounded();
+        self.wake.lock().expect("wake lock").push(sender);
+        receiver
     }
 }
 
@@ -90,7 +110,7 @@ pub async fn reconcile(set: Arc<MasterExportSet>, ctx: Arc<SetContext>) -> Resul
         },
     };
 
-    let scanned = match current_scan(&ctx, &set, &namespace, &uid, rescan).await {
+    let (scanned, until_rescan) = match current_scan(&ctx, &set, &namespace, &uid, rescan).await {
         Ok(scanned) => scanned,
         Err(why) => {
             tracing::info!(set = %set.name_any(), %namespace, ?why, "cannot list the assets");
@@ -137,9 +157,6 @@ pub async fn reconcile(set: Arc<MasterExportSet>, ctx: Arc<SetContext>) -> Resul
     let summary = summary::summarize(&plan, has_destination, set.spec.suspend);
     write_status(&sets, &set, &summary, Some((&plan, scanned.at))).await?;
 
-    let until_rescan = (scanned.at + jiff::SignedDuration::try_from(rescan).unwrap_or_default())
-        .duration_since(Timestamp::now());
-    let until_rescan = Duration::try_from(until_rescan).unwrap_or(Duration::ZERO);
     let next = if plan.counts.in_flight + plan.counts.waiting > 0 {
         until_rescan.min(WORKING_RECHECK)
     } else {
@@ -153,23 +170,23 @@ pub fn error_policy(set: Arc<MasterExportSet>, error: &Error, _ctx: Arc<SetConte
     Action::requeue(RETRY)
 }
 
-/// The last scan if it is fresh and for this selector; a new one otherwise.
+/// The last scan if it is fresh and for this selector, a new one otherwise; and how long
+/// until the next.
 async fn current_scan(
     ctx: &SetContext,
     set: &MasterExportSet,
     namespace: &str,
     uid: &str,
     rescan: Duration,
-) -> Result<Arc<Scanned>, Blocked> {
+) -> Result<(Arc<Scanned>, Duration), Blocked> {
     let generation = set.metadata.generation;
-    let fresh = |s: &Scanned| {
-        let age = Timestamp::now().duration_since(s.at);
-        s.generation == generation && Duration::try_from(age).is_ok_and(|age| age < rescan)
-    };
-    if let Some(scan) = ctx.scans.lock().expect("scans lock").get(uid)
-        && fresh(scan)
-    {
-        return Ok(scan.clone());
+    let requested = *ctx.rescan_requested.lock().expect("rescan lock");
+    if let Some(scan) = ctx.scans.lock().expect("scans lock").get(uid) {
+        let now = Timestamp::now();
+        let fresh = rescan::freshness(scan.at, scan.generation, generation, rescan, requested, now);
+        if let Freshness::Fresh(left) = fresh {
+            return Ok((scan.clone(), left));
+        }
     }
     let mux = discovery::client_for(
         &ctx.client,
@@ -198,7 +215,7 @@ async fn current_scan(
         .lock()
         .expect("scans lock")
         .insert(uid.to_string(), scanned.clone());
-    Ok(scanned)
+    Ok((scanned, rescan))
 }
 
 async fn write_blocked(

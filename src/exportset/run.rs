@@ -24,7 +24,7 @@ pub async fn run(client: Client, mux: MuxClients, scopes: Vec<Option<String>>) {
     run_with(ctx, scopes).await
 }
 
-/// As [`run`], with a context the caller keeps (to ask for rescans on webhooks).
+/// As [`run`], with a context the caller keeps (to pass it webhooks: `on_webhook`).
 pub async fn run_with(ctx: Arc<SetContext>, scopes: Vec<Option<String>>) {
     let client = ctx.client.clone();
     let mut controllers = Vec::new();
@@ -49,6 +49,7 @@ pub async fn run_with(ctx: Arc<SetContext>, scopes: Vec<Option<String>>) {
             .touched_objects();
         let controller = Controller::for_stream(objects, reader)
             .owns_stream(child_events)
+            .reconcile_all_on(ctx.wakeups())
             .with_config(
                 ControllerConfig::default()
                     .debounce(DEBOUNCE)
