@@ -1,6 +1,7 @@
 //! A MasterExportSet with an S3 destination: every asset archived in MinIO through copy Jobs
 //! (run as local processes, as a node would), verified against mux-sim's digest and size, never
-//! more than `maxInFlight` children (nor copy Jobs) at work at once.
+//! more than `maxInFlight` children (nor copy Jobs) at work at once, and a manifest beside the
+//! archive whose every line matches mux-sim.
 
 use testenv::fixtures as support;
 
@@ -10,6 +11,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{ListParams, PostParams};
+use mux_master_operator::exportset::manifest::Entry;
 use mux_master_operator::resource::{MasterExport, Phase};
 use mux_sim::content;
 use serde_json::json;
@@ -175,5 +177,54 @@ async fn a_set_archives_every_asset_verified_never_more_than_max_in_flight() {
         .await
         .unwrap_or_else(|e| panic!("{key}: {e}"));
         assert_eq!(meta.size, SIZE, "{key}");
+    }
+
+    // The manifest, beside the archive: one line per asset, each matching mux-sim.
+    let manifest = status.manifest.clone().expect("a manifest written");
+    let key = format!("{prefix}/manifest-{}.archive.jsonl", world.namespace);
+    assert_eq!(manifest.url, format!("s3://{}/{key}", minio.bucket()));
+    assert_eq!(manifest.entries, ASSETS as u32);
+    let body =
+        object_store::ObjectStoreExt::get(&store, &object_store::path::Path::from(key.as_str()))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
+    assert_eq!(
+        digest, manifest.sha256,
+        "the status names the manifest as written"
+    );
+    let lines: Vec<Entry> = std::str::from_utf8(&body)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut listed: Vec<&str> = lines.iter().map(|e| e.asset_id.as_str()).collect();
+    listed.sort();
+    let mut expected: Vec<&str> = ids.iter().map(String::as_str).collect();
+    expected.sort();
+    assert_eq!(listed, expected, "one line per asset");
+    for line in &lines {
+        let inspected = world.admin.inspect(&line.asset_id).await.unwrap();
+        let seed = inspected["seed"].as_u64().unwrap();
+        let passthrough = inspected["asset"]["passthrough"].as_str().unwrap();
+        assert_eq!(
+            line.sha256,
+            content::sha256_hex(seed, SIZE),
+            "{}",
+            line.asset_id
+        );
+        assert_eq!(line.size, SIZE);
+        assert_eq!(line.passthrough.as_deref(), Some(passthrough));
+        let object = format!(
+            "s3://{}/{prefix}/{}/{}.mp4",
+            minio.bucket(),
+            passthrough.replace(' ', "_"),
+            line.asset_id
+        );
+        assert_eq!(line.object, object);
+        assert!(line.copied_at.is_some());
     }
 }

@@ -18,6 +18,10 @@ use crate::resource::{MasterExport, MasterExportSpec, Phase, Source};
 pub const SET_UID_LABEL: &str = "masterexport.io/set-uid";
 /// The asset a child exports (also in its spec; here for `kubectl get -L` and people).
 pub const ASSET_ANNOTATION: &str = "masterexport.io/asset-id";
+/// The asset's passthrough and live stream, kept for the manifest (the asset may be deleted
+/// from Mux later, and its line must stay whole).
+pub const PASSTHROUGH_ANNOTATION: &str = "masterexport.io/passthrough";
+pub const LIVE_STREAM_ANNOTATION: &str = "masterexport.io/live-stream-id";
 /// Set on a child once its asset is gone from Mux: the child and its archive are kept.
 pub const ASSET_DELETED_ANNOTATION: &str = "masterexport.io/asset-deleted";
 
@@ -53,7 +57,13 @@ pub fn build_child(
             "mux-master-operator".to_string(),
         ),
     ]);
-    let annotations = BTreeMap::from([(ASSET_ANNOTATION.to_string(), asset.id.clone())]);
+    let mut annotations = BTreeMap::from([(ASSET_ANNOTATION.to_string(), asset.id.clone())]);
+    if let Some(passthrough) = &asset.passthrough {
+        annotations.insert(PASSTHROUGH_ANNOTATION.to_string(), passthrough.clone());
+    }
+    if let Some(live_stream) = &asset.live_stream_id {
+        annotations.insert(LIVE_STREAM_ANNOTATION.to_string(), live_stream.clone());
+    }
     MasterExport {
         metadata: ObjectMeta {
             name: Some(child_name(&set.name_any(), &asset.id)),
@@ -190,6 +200,7 @@ mod tests {
         );
         assert_eq!(c.labels()[SET_UID_LABEL], "u-1");
         assert_eq!(c.annotations()[ASSET_ANNOTATION], "Ab1");
+        assert_eq!(c.annotations()[PASSTHROUGH_ANNOTATION], "show");
         assert_eq!(c.metadata.namespace.as_deref(), Some("media"));
         assert_eq!(c.spec.source.asset_id.as_deref(), Some("Ab1"));
         assert_eq!(c.spec.refresh_before, "3h");

@@ -8,6 +8,7 @@
 
 pub mod children;
 pub mod discovery;
+pub mod manifest;
 pub mod manifests;
 pub mod pattern;
 pub mod plan;

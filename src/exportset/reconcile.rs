@@ -17,10 +17,11 @@ use serde_json::json;
 
 use super::children::{self, ASSET_DELETED_ANNOTATION, SET_UID_LABEL};
 use super::discovery::{self, Scanned};
+use super::manifest;
 use super::pattern::Pattern;
 use super::plan::{self, Plan};
 use super::rescan::{self, Freshness};
-use super::resource::{MasterExportSet, MasterExportSetStatus};
+use super::resource::{ManifestStatus, MasterExportSet, MasterExportSetStatus};
 use super::summary::{self, Blocked};
 use crate::controller::conditions::{self, Summary};
 use crate::resource::MasterExport;
@@ -153,15 +154,29 @@ pub async fn reconcile(set: Arc<MasterExportSet>, ctx: Arc<SetContext>) -> Resul
         }
     }
 
+    let work_left = plan.counts.in_flight + plan.counts.waiting > 0;
+    let kept = manifest::keep(&ctx.client, &set, &listed.items, work_left).await;
     let has_destination = set.spec.template.destination.is_some();
-    let summary = summary::summarize(&plan, has_destination, set.spec.suspend);
-    write_status(&sets, &set, &summary, Some((&plan, scanned.at))).await?;
-
-    let next = if plan.counts.in_flight + plan.counts.waiting > 0 {
-        until_rescan.min(WORKING_RECHECK)
-    } else {
-        until_rescan
+    let summary = summary::summarize(
+        &plan,
+        has_destination,
+        set.spec.suspend,
+        kept.pending.as_deref(),
+    );
+    let progress = Progress {
+        plan: &plan,
+        scanned_at: scanned.at,
+        manifest: kept.status,
     };
+    write_status(&sets, &set, &summary, Some(progress)).await?;
+
+    let mut next = until_rescan;
+    if work_left {
+        next = next.min(WORKING_RECHECK);
+    }
+    if kept.pending.is_some() {
+        next = next.min(manifest::REWRITE_EVERY);
+    }
     Ok(Action::requeue(next.max(Duration::from_secs(1))))
 }
 
@@ -226,12 +241,19 @@ async fn write_blocked(
     write_status(sets, set, &summary::blocked(why), None).await
 }
 
+/// What a reconcile that could plan writes beside the conditions.
+struct Progress<'a> {
+    plan: &'a Plan,
+    scanned_at: Timestamp,
+    manifest: Option<ManifestStatus>,
+}
+
 /// Server-side apply of the status: fields this manager no longer sets are removed.
 async fn write_status(
     sets: &Api<MasterExportSet>,
     set: &MasterExportSet,
     summary: &Summary,
-    planned: Option<(&Plan, Timestamp)>,
+    planned: Option<Progress<'_>>,
 ) -> Result<(), Error> {
     let previous = set.status.clone().unwrap_or_default();
     let now = Time(Timestamp::now());
@@ -247,13 +269,18 @@ async fn write_status(
         &now,
     );
     let status = match planned {
-        Some((plan, scanned_at)) => MasterExportSetStatus {
+        Some(Progress {
+            plan,
+            scanned_at,
+            manifest,
+        }) => MasterExportSetStatus {
             observed_generation: set.metadata.generation,
             conditions,
             counts: plan.counts.clone(),
             progress: Some(format!("{}/{}", plan.counts.done, plan.counts.total)),
             bytes_archived: plan.bytes_archived,
             last_scan: Some(Time(scanned_at)),
+            manifest,
             failed_children: plan.failed.iter().take(NAMED_FAILURES).cloned().collect(),
         },
         // Blocked: the conditions say why; the counts stay as they were.

@@ -169,6 +169,9 @@ pub struct MasterExportSetStatus {
     /// When the environment's assets were last listed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scan: Option<Time>,
+    /// The manifest of the archive (with a destination in object storage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<ManifestStatus>,
     /// The failed children (at most 50 named; `counts.failed` has them all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_children: Vec<String>,
@@ -194,4 +197,18 @@ pub struct SetCounts {
     pub skipped: u32,
     /// Children whose asset is gone from Mux: kept, with their archive.
     pub deleted: u32,
+}
+
+/// The manifest the set keeps next to its archive (destinations in object storage).
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestStatus {
+    /// Where it is, e.g. `s3://archive/mux/manifest-media.environment-archive.jsonl`.
+    pub url: String,
+    /// Lines written: one per archived, verified asset.
+    pub entries: u32,
+    /// The SHA-256 of the manifest as written.
+    pub sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_at: Option<Time>,
 }

@@ -28,9 +28,15 @@ pub fn blocked(reason: &Blocked) -> Summary {
     }
 }
 
-/// Ready when nothing selected is left to export and nothing failed; Stalled (naming the
-/// failed children) while any failed, Reconciling while children are waiting or at work.
-pub fn summarize(plan: &Plan, has_destination: bool, suspended: bool) -> Summary {
+/// Ready when nothing selected is left to export, nothing failed, and the manifest (if any)
+/// is current; Stalled (naming the failed children) while any failed, Reconciling while
+/// children are waiting or at work or the manifest is not yet written (`manifest_pending`).
+pub fn summarize(
+    plan: &Plan,
+    has_destination: bool,
+    suspended: bool,
+    manifest_pending: Option<&str>,
+) -> Summary {
     let c = &plan.counts;
     let verb = if has_destination {
         "archived and verified"
@@ -70,6 +76,9 @@ pub fn summarize(plan: &Plan, has_destination: bool, suspended: bool) -> Summary
         };
     }
     if !working {
+        if let Some(why) = manifest_pending {
+            return Summary::progressing("ManifestPending", format!("{message}; {why}"));
+        }
         return Summary::ready(
             if has_destination {
                 "Archived"
@@ -131,6 +140,7 @@ mod tests {
                 &plan(c.clone(), &["x"; 1][..c.failed as usize]),
                 true,
                 false,
+                None,
             );
             assert_eq!(
                 (s.ready, s.reason.as_str(), s.reconciling, s.stalled),
@@ -146,7 +156,7 @@ mod tests {
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let mut c = counts(20, 0, 0, 8, 12);
         c.skipped = 2;
-        let s = summarize(&plan(c, &refs), true, false);
+        let s = summarize(&plan(c, &refs), true, false, None);
         assert_eq!(
             s.message,
             "8/20 archived and verified, 12 failed, 2 skipped (errored in Mux); failed: \
@@ -156,7 +166,7 @@ mod tests {
 
     #[test]
     fn without_a_destination_done_means_exported() {
-        let s = summarize(&plan(counts(2, 0, 0, 2, 0), &[]), false, false);
+        let s = summarize(&plan(counts(2, 0, 0, 2, 0), &[]), false, false, None);
         assert_eq!(
             (s.reason.as_str(), s.message.as_str()),
             ("Exported", "2/2 exported")
@@ -164,8 +174,27 @@ mod tests {
     }
 
     #[test]
+    fn an_unwritten_manifest_keeps_a_done_set_reconciling() {
+        let s = summarize(
+            &plan(counts(2, 0, 0, 2, 0), &[]),
+            true,
+            false,
+            Some("writing s3://b/m: 503"),
+        );
+        assert_eq!(
+            (s.ready, s.reconciling, s.reason.as_str()),
+            (false, true, "ManifestPending")
+        );
+        assert!(
+            s.message.ends_with("writing s3://b/m: 503"),
+            "{}",
+            s.message
+        );
+    }
+
+    #[test]
     fn a_suspended_set_is_neither_ready_nor_reconciling() {
-        let s = summarize(&plan(counts(2, 2, 0, 0, 0), &[]), false, true);
+        let s = summarize(&plan(counts(2, 2, 0, 0, 0), &[]), false, true, None);
         assert_eq!(
             (s.ready, s.reconciling, s.reason.as_str()),
             (false, false, "Suspended")
