@@ -158,12 +158,12 @@ async fn a_failed_copy_leaves_nothing_in_gcs_or_azure() {
 async fn a_master_longer_to_read_back_than_the_clients_budget_is_still_published_to_gcs() {
     // GCS publication reads the staging object back through the pod. object_store gives one read
     // a budget: its request timeout, resumed ten times (and three minutes in all), which a
-    // multi-GiB master on a slow link outlasts. Here the same, small: downloads held to 2 MiB/s,
-    // requests cut at 500 ms, so 12 MiB take about a dozen requests.
+    // multi-GiB master on a slow link outlasts. Here the same, small: downloads held to 1 MiB/s,
+    // requests cut at 1 s, so 12 MiB take a dozen requests.
     let sim = start_sim(&[]);
-    let gcs = GcsEmulator::start_with(&["-read-rate", &(2 * MIB).to_string()])
+    let gcs = GcsEmulator::start_with(&["-read-rate", &MIB.to_string()])
         .expect("the GCS emulator starts (run `make tools` first)");
-    let cloud = Cloud::gcs_with(&gcs, &[("timeout", "500ms")]);
+    let cloud = Cloud::gcs_with(&gcs, &[("timeout", "1s")]);
     let master = Master::new(&sim, 12 * MIB).await;
     let key = format!("copy/long/{}.mp4", master.id);
 
