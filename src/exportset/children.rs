@@ -12,7 +12,7 @@ use super::pattern::Pattern;
 use super::plan::{Child, ChildState};
 use super::resource::MasterExportSet;
 use crate::controller::conditions::{self, STALLED};
-use crate::resource::{MasterExport, MasterExportSpec, Phase, Source};
+use crate::resource::{CopyPhase, MasterExport, MasterExportSpec, Phase, Source};
 
 /// Children carry their set's UID (names may be longer than a label value).
 pub const SET_UID_LABEL: &str = "masterexport.io/set-uid";
@@ -104,7 +104,7 @@ pub fn child_state(child: &MasterExport) -> ChildState {
     let copied = status
         .copy
         .as_ref()
-        .is_some_and(|c| c.phase == "Succeeded" && c.sha256.is_some());
+        .is_some_and(|c| c.phase == CopyPhase::Succeeded && c.sha256.is_some());
     let done = match (child.spec.destination.is_some(), status.phase) {
         (true, Some(Phase::Copied)) => true,
         (true, Some(Phase::Revoked)) => copied,
