@@ -25,6 +25,8 @@ test: tools image lint ## every test: lint, unit, and integration tests against 
 crd: ## regenerate crds/ (and the chart's copy) from the Rust types
 	$(CARGO) run --quiet --locked --bin mux-master-operator -- crd > crds/masterexport.yaml
 	cp crds/masterexport.yaml charts/mux-master-operator/crds/masterexport.yaml
+	$(CARGO) run --quiet --locked --bin mux-master-operator -- crd --kind MasterExportSet > crds/masterexportset.yaml
+	cp crds/masterexportset.yaml charts/mux-master-operator/crds/masterexportset.yaml
 
 unit: ## the unit tests only (no external process)
 	$(CARGO) test --locked --workspace --lib

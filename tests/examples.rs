@@ -147,6 +147,7 @@ async fn the_apiserver_accepts_every_example() {
     let cp = ControlPlane::shared().expect("the control plane starts");
     let client = cp.client().unwrap();
     install_crd(&client).await;
+    support::exportset::install_set_crd(&client).await;
     let namespace = cp.fresh_namespace("examples").await.unwrap();
 
     // As a user applies them: kubectl runs kustomize, the apiserver validates (schema, CEL rules)
@@ -183,6 +184,12 @@ async fn the_apiserver_accepts_every_example() {
             // The apiserver filled in the defaults: the CRD's schema was applied.
             assert!(item["spec"]["deletionPolicy"].is_string(), "{item:#}");
             assert!(item["spec"]["refreshBefore"].is_string(), "{item:#}");
+        }
+        if item["kind"] == "MasterExportSet" {
+            assert!(
+                item["spec"]["template"]["refreshBefore"].is_string(),
+                "{item:#}"
+            );
         }
     }
 
