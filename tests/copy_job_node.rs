@@ -203,12 +203,10 @@ async fn deleting_a_master_export_lets_the_garbage_collector_remove_its_secret_a
     assert_eq!(state["asset"]["master_access"], "none", "Revoke: {state}");
 }
 
-// Fails today, and that is the finding: the namespace controller deletes the credentials Secret
-// alongside the MasterExports, the operator's cleanup then meets CredentialsMissing (a stalled
-// error) and lets go with a RevokeAbandoned event, so `Revoke` leaves access on. The fix belongs
-// to the controller (src/controller/reconcile.rs `cleanup`); run with `--ignored` to see it.
+// The namespace controller deletes the credentials Secret alongside the MasterExports: the
+// operator's cleanup revokes with the token it last read from that Secret (it gave up with a
+// RevokeAbandoned event before, leaving `Revoke` exports' access on).
 #[tokio::test]
-#[ignore = "the operator does not revoke when the namespace's deletion removes its credentials Secret first (see the comment)"]
 async fn deleting_a_namespace_of_master_exports_finishes_with_access_as_their_policy_says() {
     if !real_node() {
         return;

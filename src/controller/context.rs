@@ -17,7 +17,7 @@ use super::sweeper::ExpiryRecord;
 use super::wakeup::Wakeups;
 use crate::metrics::Metrics;
 use crate::resource::{MasterExport, MasterExportStatus};
-use mux::MuxClients;
+use mux::{Credentials, MuxClients};
 
 pub const FIELD_MANAGER: &str = "mux-master-operator";
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "mux-master-operator");
@@ -64,6 +64,9 @@ pub struct Context {
     /// The latest URL grant recorded per asset (any resource on it), with its window: what
     /// another resource on the asset adopts instead of renewing.
     grants: Mutex<HashMap<String, Grant>>,
+    /// The Mux token last read from each credentials Secret (namespace, name): a deletion still
+    /// revokes when the Secret went first, as it does when its whole namespace is deleted.
+    tokens: Mutex<HashMap<(String, String), Credentials>>,
 }
 
 impl Context {
@@ -88,7 +91,23 @@ impl Context {
             copy: options.copy,
             failures: Mutex::default(),
             grants: Mutex::default(),
+            tokens: Mutex::default(),
         }
+    }
+
+    /// Remembers the token read from credentials Secret `namespace/name`.
+    pub(crate) fn remember_token(&self, namespace: &str, name: &str, token: &Credentials) {
+        let key = (namespace.to_owned(), name.to_owned());
+        self.tokens
+            .lock()
+            .expect("tokens lock")
+            .insert(key, token.clone());
+    }
+
+    /// The token last read from credentials Secret `namespace/name`, if any since start.
+    pub(crate) fn last_token(&self, namespace: &str, name: &str) -> Option<Credentials> {
+        let key = (namespace.to_owned(), name.to_owned());
+        self.tokens.lock().expect("tokens lock").get(&key).cloned()
     }
 
     /// Remembers the grant a status publishes, when its window is known.

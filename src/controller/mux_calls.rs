@@ -89,8 +89,28 @@ pub async fn mux_client(obj: &MasterExport, ctx: &Context) -> Result<MuxClient, 
                 key,
             })
     };
-    Ok(ctx.mux.client(Credentials::new(
-        read(TOKEN_ID_KEY)?,
-        read(TOKEN_SECRET_KEY)?,
-    )))
+    let token = Credentials::new(read(TOKEN_ID_KEY)?, read(TOKEN_SECRET_KEY)?);
+    ctx.remember_token(&namespace, name, &token);
+    Ok(ctx.mux.client(token))
+}
+
+/// The Mux client a deletion revokes with: the credentials Secret's, or, when the Secret is
+/// already gone (a namespace's deletion removes it beside the MasterExports), the token last
+/// read from it since the operator started.
+pub async fn mux_client_to_clean_up(obj: &MasterExport, ctx: &Context) -> Result<MuxClient, Error> {
+    match mux_client(obj, ctx).await {
+        Err(Error::CredentialsMissing(which)) => {
+            let namespace = obj.namespace().ok_or(Error::NoNamespace)?;
+            let name = &obj.spec.credentials_secret_ref.name;
+            let token = ctx
+                .last_token(&namespace, name)
+                .ok_or(Error::CredentialsMissing(which))?;
+            tracing::info!(
+                %namespace, secret = %name,
+                "the credentials Secret is gone: revoking with the token last read from it"
+            );
+            Ok(ctx.mux.client(token))
+        }
+        other => other,
+    }
 }

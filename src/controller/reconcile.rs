@@ -21,7 +21,9 @@ use super::copy_job;
 use super::copy_policy::{self, CopyInput, JobOutcome};
 use super::error::Error;
 use super::events::{self, Note};
-use super::mux_calls::{before_expiry, get_asset, mux_client, put_access, source_asset};
+use super::mux_calls::{
+    before_expiry, get_asset, mux_client, mux_client_to_clean_up, put_access, source_asset,
+};
 use super::policy::{self, Failure, LiveSource, Observation, Step, with_margin};
 use super::publisher::{Publisher, published_expiry};
 use crate::resource::{
@@ -296,7 +298,7 @@ async fn cleanup(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error>
         events::publish(&obj, ctx, Note::normal("RevokeHeldBack", message)).await;
         return Ok(Action::await_change());
     }
-    let outcome = match mux_client(&obj, ctx).await {
+    let outcome = match mux_client_to_clean_up(&obj, ctx).await {
         Ok(mux) => put_access(&mux, &asset_id, MasterAccess::None)
             .await
             .map(|_| ()),
