@@ -17,7 +17,7 @@ use mux_sim::content;
 use serde_json::json;
 use support::World;
 use support::exportset::{
-    children, create_set, install_set_crd, run_copy_jobs, set_is_ready, sets, start_set_controller,
+    children, create_set, install_set_crd, run_copy_jobs, set_is_ready, sets,
 };
 use testenv::Minio;
 
@@ -83,7 +83,6 @@ async fn a_set_archives_every_asset_verified_never_more_than_max_in_flight() {
             .unwrap();
         ids.push(asset.id);
     }
-    start_set_controller(&world, 200.0);
     let ran = run_copy_jobs(&world, 4);
     let prefix = world.namespace.clone();
     create_set(

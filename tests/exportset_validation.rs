@@ -11,8 +11,7 @@ use kube::ResourceExt;
 use serde_json::json;
 use support::World;
 use support::exportset::{
-    children, create_raw_set, create_set, install_set_crd, set_condition, start_set_controller,
-    wait_set,
+    children, create_raw_set, create_set, install_set_crd, set_condition, wait_set,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -98,7 +97,6 @@ async fn the_apiserver_refuses_unknown_placeholders_and_patterns_without_the_ass
 async fn a_time_format_the_controller_cannot_write_stalls_the_set_before_any_child_is_made() {
     let world = world("set-badtime").await;
     world.seed_assets(2, json!({"size": 1000})).await;
-    start_set_controller(&world, 50.0);
     // Accepted by the apiserver (its characters are allowed), refused by the controller, which
     // tries the format: `%Q` is no strftime conversion.
     create_set(
@@ -133,7 +131,6 @@ async fn errored_assets_are_skipped_and_a_failed_child_is_named() {
         .remove(0);
     let errored = world.seed_assets(1, json!({"size": 1000})).await.remove(0);
     world.admin.error_asset(&errored).await.unwrap();
-    start_set_controller(&world, 50.0);
     create_set(
         &world,
         "mixed",
