@@ -171,6 +171,22 @@ async fn a_rescan_picks_up_a_new_asset_and_keeps_the_child_of_a_deleted_one() {
     assert_eq!(after.len(), 4);
     let (status, reason, _) = set_condition(&set, "Ready").unwrap();
     assert_eq!((status.as_str(), reason.as_str()), ("True", "Exported"));
+
+    // The same counts on /metrics.
+    let addr = world.operator.as_ref().unwrap().metrics_addr().await;
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let ns = &world.namespace;
+    for (state, n) in [("done", 3), ("deleted", 1), ("in_flight", 0), ("total", 3)] {
+        let series = format!(
+            "mux_master_operator_set_assets{{namespace=\"{ns}\",set=\"rescan\",state=\"{state}\"}} {n}"
+        );
+        assert!(text.contains(&series), "{series} missing from:\n{text}");
+    }
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ pub mod children;
 pub mod discovery;
 pub mod manifest;
 pub mod manifests;
+pub mod metrics;
 pub mod pattern;
 pub mod plan;
 pub mod reconcile;
