@@ -206,10 +206,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         ..Settings::default()
     };
     // MasterExportSets: their own controller, sharing the Mux clients (so each token's limiter).
-    let sets = Arc::new(crate::exportset::reconcile::SetContext::new(
-        client.clone(),
-        mux.clone(),
-    ));
+    let sets = Arc::new(
+        crate::exportset::reconcile::SetContext::new(client.clone(), mux.clone())
+            .with_gauges(metrics.sets.clone()),
+    );
     let webhooks_on = args.webhook_addr.is_some();
     let wakeups = Arc::new(Wakeups::new(webhooks_on, args.webhook_stale_after));
     if let Some(addr) = args.webhook_addr {
