@@ -160,7 +160,11 @@ fn cluster_mode_grants_what_the_operator_does_and_nothing_more() {
     let objects = render(&json!({}));
     let grants = grants(&objects, "mmo-mux-master-operator");
     let expected: BTreeSet<_> = [
-        ("masterexport.io", "masterexports", "get list watch create patch"),
+        (
+            "masterexport.io",
+            "masterexports",
+            "get list watch create patch",
+        ),
         ("masterexport.io", "masterexports/status", "patch"),
         ("masterexport.io", "masterexports/finalizers", "update"),
         ("masterexport.io", "masterexportsets", "get list watch"),
