@@ -226,4 +226,25 @@ async fn a_set_archives_every_asset_verified_never_more_than_max_in_flight() {
         assert_eq!(line.object, object);
         assert!(line.copied_at.is_some());
     }
+
+    // And `verify-manifest` re-hashes every archive against it, without the cluster.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mux-master-operator"))
+        .args([
+            "verify-manifest",
+            &manifest.url,
+            "--endpoint",
+            minio.endpoint(),
+            "--path-style",
+        ])
+        .env("AWS_ACCESS_KEY_ID", minio.access_key())
+        .env("AWS_SECRET_ACCESS_KEY", minio.secret_key())
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{ASSETS} entries: {ASSETS} ok")),
+        "{stderr}"
+    );
 }

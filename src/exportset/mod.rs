@@ -19,3 +19,4 @@ pub mod resource;
 pub mod run;
 pub mod selector;
 pub mod summary;
+pub mod verify;
