@@ -377,6 +377,8 @@ pub enum CopyReason {
     StoreFailed,
     SourceFailed,
     Interrupted,
+    /// The master was not yet a whole MP4 when the copier gave up waiting (retryable).
+    MasterIncomplete,
     /// The Job failed and its pod left no report.
     JobFailed,
     /// The Job disappeared before it finished.
@@ -400,6 +402,7 @@ impl From<crate::copy::Reason> for CopyReason {
             Reason::StoreFailed => CopyReason::StoreFailed,
             Reason::SourceFailed => CopyReason::SourceFailed,
             Reason::Interrupted => CopyReason::Interrupted,
+            Reason::MasterIncomplete => CopyReason::MasterIncomplete,
         }
     }
 }
@@ -418,6 +421,7 @@ impl CopyReason {
             CopyReason::RetriesExhausted => "RetriesExhausted",
             CopyReason::StoreFailed => "StoreFailed",
             CopyReason::SourceFailed => "SourceFailed",
+            CopyReason::MasterIncomplete => "MasterIncomplete",
             CopyReason::Interrupted => "Interrupted",
             CopyReason::JobFailed => "JobFailed",
             CopyReason::JobMissing => "JobMissing",

@@ -15,8 +15,8 @@ use mux_master_operator::copy::Reason;
 use mux_sim::content;
 
 use copy_support::{
-    Copier, MIB, Master, exists, file_sha256, minio, object_metadata, object_sha256, start_sim,
-    store,
+    Copier, MIB, Master, assert_no_staging_left, file_sha256, minio, object_metadata,
+    object_sha256, start_sim, store,
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -133,7 +133,7 @@ async fn a_job_environment_with_secret_files_works_and_the_streamed_publication_
         Some((expected.clone(), (12 * MIB).to_string()))
     );
     assert_eq!(object_sha256(&store, &key).await, (12 * MIB, expected));
-    assert!(!exists(&store, &format!("{key}.mmo-partial")).await);
+    assert_no_staging_left(&store, &key).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -49,7 +49,7 @@ async fn an_expired_url_ends_with_its_own_exit_status_and_leaves_no_object() {
     outcome.expect(Reason::UrlExpired);
     assert_eq!(outcome.code, 3);
 
-    assert_nothing_left(&store(minio), &key).await;
+    assert_nothing_left(&store(minio), &key, &outcome).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -69,7 +69,7 @@ async fn a_url_revoked_mid_copy_ends_as_expired_with_no_object_and_no_upload() {
     let outcome = running.wait().await;
     outcome.expect(Reason::UrlExpired);
 
-    assert_nothing_left(&store(minio), &key).await;
+    assert_nothing_left(&store(minio), &key, &outcome).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -84,7 +84,7 @@ async fn sigterm_stops_the_copy_and_cleans_up() {
     let outcome = running.wait().await;
     outcome.expect(Reason::Interrupted);
 
-    assert_nothing_left(&store(minio), &key).await;
+    assert_nothing_left(&store(minio), &key, &outcome).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

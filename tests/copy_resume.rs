@@ -7,7 +7,8 @@ mod copy_support;
 use mux_master_operator::copy::Reason;
 
 use copy_support::{
-    Copier, MIB, Master, assert_nothing_left, exists, minio, object_sha256, start_sim, store,
+    Copier, MIB, Master, assert_no_staging_left, assert_nothing_left, minio, object_sha256,
+    start_sim, store,
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -33,7 +34,7 @@ async fn a_connection_dropped_midway_resumes_with_range_and_the_object_is_exact(
     assert_eq!(outcome.report.sha256.as_deref(), Some(expected.as_str()));
     let store = store(minio);
     assert_eq!(object_sha256(&store, &key).await, (48 * MIB, expected));
-    assert!(!exists(&store, &format!("{key}.mmo-partial")).await);
+    assert_no_staging_left(&store, &key).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -53,7 +54,7 @@ async fn transient_failures_without_progress_are_retried_a_bounded_number_of_tim
 
     // The first attempt and two retries.
     assert_eq!(master.downloads(206).await, 3);
-    assert_nothing_left(&store(minio), &key).await;
+    assert_nothing_left(&store(minio), &key, &outcome).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -99,7 +99,7 @@ async fn the_master_answers_head_and_range() {
     assert_eq!(part.status(), 206);
     assert_eq!(part.headers()["content-range"], "bytes 100-199/10000");
     let mut expected = vec![0u8; 100];
-    content::fill(seed, 100, &mut expected);
+    content::fill(seed, 10_000, 100, &mut expected);
     assert_eq!(part.bytes().await.unwrap().as_ref(), expected.as_slice());
 
     let beyond = http
@@ -113,6 +113,40 @@ async fn the_master_answers_head_and_range() {
     let mut forged = url.expose().to_string();
     forged.pop();
     assert_eq!(http.get(&forged).send().await.unwrap().status(), 403);
+}
+
+#[tokio::test]
+async fn the_master_is_an_mp4_with_validators_that_if_range_honours() {
+    let (_sim, admin) = start_sim(&["--master-prepare-delay", "0s", "--master-validators"]);
+    let master = admin
+        .ready_master(10_000, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+
+    let whole = http.get(&master.url).send().await.unwrap();
+    let etag = whole.headers()["etag"].to_str().unwrap().to_owned();
+    assert!(!etag.starts_with("W/"), "a strong ETag: {etag}");
+    assert!(whole.headers().contains_key("last-modified"));
+    let body = whole.bytes().await.unwrap();
+    assert_eq!((&body[4..8], &body[36..40]), (&b"ftyp"[..], &b"mdat"[..]));
+    let moov = 10_000 - 116;
+    assert_eq!(&body[moov + 4..moov + 8], b"moov");
+    assert_eq!(
+        hex::encode(Sha256::digest(&body)),
+        content::sha256_hex(master.seed, 10_000)
+    );
+
+    let ranged = |if_range: &str| {
+        http.get(&master.url)
+            .header("Range", "bytes=100-")
+            .header("If-Range", if_range)
+            .send()
+    };
+    assert_eq!(ranged(&etag).await.unwrap().status(), 206);
+    let stale = ranged("\"another-version\"").await.unwrap();
+    assert_eq!(stale.status(), 200, "a stale validator gets the whole file");
+    assert_eq!(stale.bytes().await.unwrap().len(), 10_000);
 }
 
 #[tokio::test]

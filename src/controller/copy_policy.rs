@@ -123,6 +123,7 @@ fn is_retryable(reason: CopyReason) -> bool {
         | CopyReason::StoreFailed
         | CopyReason::Interrupted
         | CopyReason::ReportMissing
+        | CopyReason::MasterIncomplete
         | CopyReason::Failed => true,
         CopyReason::Copied
         | CopyReason::Skipped

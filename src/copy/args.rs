@@ -11,6 +11,12 @@ fn duration_arg(text: &str) -> Result<Duration, String> {
     mux::duration::parse(text)
 }
 
+fn timestamp_arg(text: &str) -> Result<jiff::Timestamp, String> {
+    text.trim()
+        .parse()
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time like 2026-12-01T09:00:00Z: {e}"))
+}
+
 /// How the verified staging object becomes the final object with its metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum FinalizeMode {
@@ -35,6 +41,11 @@ pub struct CopyArgs {
     /// file:///absolute/path.
     #[arg(long, env = "MMO_DESTINATION", value_name = "URL")]
     pub destination: String,
+
+    /// For `file://`: the folder the destination must be under (the volume's mount path);
+    /// anything else is refused. (`.` and `..` segments are refused in any case.)
+    #[arg(long, env = "MMO_FILE_ROOT", value_name = "DIR")]
+    pub file_root: Option<PathBuf>,
 
     /// The object store's endpoint, for S3-compatible stores (MinIO, Ceph, R2) or an Azure
     /// emulator. Default: the provider's own (or AWS_ENDPOINT_URL and the like).
@@ -110,6 +121,27 @@ pub struct CopyArgs {
     #[arg(long, env = "MMO_SETTLE_CHECKS", default_value_t = 2)]
     pub settle_checks: u32,
 
+    /// When the master became ready (RFC 3339, e.g. 2026-12-01T09:00:00Z), as the controller
+    /// saw it: the length is not called final before `--min-age` after it, whatever the settle
+    /// checks say (Mux's files have been seen to grow after `ready`).
+    #[arg(long, env = "MMO_MASTER_READY_AT", value_name = "TIME", value_parser = timestamp_arg)]
+    pub master_ready_at: Option<jiff::Timestamp>,
+
+    /// The age the master must have (after `--master-ready-at`) before its length is final.
+    #[arg(long, env = "MMO_MIN_AGE", default_value = "1m", value_parser = duration_arg)]
+    pub min_age: Duration,
+
+    /// Do not check that the master is a whole MP4 (ISO BMFF) file before publishing it: for
+    /// a master that is not MP4. Without it, a file whose top-level boxes do not tile it
+    /// exactly, or that has no `moov`, is not complete yet, whatever its length does.
+    #[arg(long, env = "MMO_SKIP_MP4_CHECK")]
+    pub skip_mp4_check: bool,
+
+    /// How long a master may stay incomplete (its MP4 structure not whole) without growing
+    /// before the copy gives up with MasterIncomplete (a retry may find it whole).
+    #[arg(long, env = "MMO_INCOMPLETE_WAIT", default_value = "5m", value_parser = duration_arg)]
+    pub incomplete_wait: Duration,
+
     /// How often progress is logged.
     #[arg(long, env = "MMO_PROGRESS_INTERVAL", default_value = "2s", value_parser = duration_arg)]
     pub progress_interval: Duration,
@@ -175,6 +207,12 @@ impl CopyArgs {
         Ok(())
     }
 
+    /// When the master is old enough for its length to be final, if the ready time is known.
+    pub(crate) fn earliest_final(&self) -> Option<jiff::Timestamp> {
+        let min_age = jiff::SignedDuration::try_from(self.min_age).ok()?;
+        self.master_ready_at?.checked_add(min_age).ok()
+    }
+
     /// The expected digest, lowercased.
     pub(crate) fn expected_sha256(&self) -> Option<String> {
         self.expected_sha256
@@ -232,5 +270,27 @@ mod tests {
                 .validate()
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn the_earliest_final_time_is_the_ready_time_plus_the_minimum_age() {
+        assert_eq!(parse(&[]).earliest_final(), None);
+        let args = parse(&[
+            "--master-ready-at",
+            "2026-12-01T09:00:00Z",
+            "--min-age",
+            "90s",
+        ]);
+        assert_eq!(
+            args.earliest_final(),
+            Some("2026-12-01T09:01:30Z".parse().unwrap())
+        );
+        let bad = [
+            "--destination",
+            "s3://b/k",
+            "--master-ready-at",
+            "yesterday",
+        ];
+        assert!(parse_flags(&bad).is_err());
     }
 }

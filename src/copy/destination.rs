@@ -19,7 +19,9 @@ use super::stores::{azure_store, gcs_store, s3_store};
 pub const META_SHA256: &str = "sha256";
 pub const META_SIZE: &str = "size";
 pub const META_SOURCE: &str = "source";
-/// What the staging object's name adds to the final one.
+/// What the staging object's name adds to the final one, before the run's own ID: two runs
+/// on one key never share a staging object (`<key>.mmo-partial.<run>`). Copiers before
+/// issue 13 used `<key>.mmo-partial` alone; leftovers there are still cleaned up.
 pub const STAGING_SUFFIX: &str = ".mmo-partial";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,8 +42,10 @@ pub struct Destination {
     pub bucket: String,
     /// The final object.
     pub path: Path,
-    /// Where the upload goes until it is verified.
+    /// Where the upload goes until it is verified: this run's own.
     pub staging: Path,
+    /// This run's ID, in the staging name.
+    pub run: String,
     /// The final file, for `file://`.
     pub file: Option<PathBuf>,
     /// The destination as the user wrote it.
@@ -56,6 +60,8 @@ pub struct Existing {
     pub sha256: Option<String>,
     /// The `size` we recorded, if any.
     pub recorded_size: Option<u64>,
+    /// The store's ETag of it (none for `file://`): which version of the object this is.
+    pub e_tag: Option<String>,
 }
 
 impl Existing {
@@ -70,6 +76,19 @@ impl Existing {
     }
 }
 
+/// `.` or `..`, also percent-encoded (`%2e`), which URL parsing resolves away.
+fn is_dot_segment(segment: &str) -> bool {
+    let lowered = segment.to_ascii_lowercase().replace("%2e", ".");
+    lowered == "." || lowered == ".."
+}
+
+/// `path` with `suffix` added to its file name.
+pub fn with_suffix(path: &std::path::Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
+
 /// The destination as it should appear in reports: as given, trimmed.
 pub fn display_name(destination: &str) -> String {
     destination.trim().to_owned()
@@ -78,6 +97,7 @@ pub fn display_name(destination: &str) -> String {
 impl Destination {
     pub fn open(args: &CopyArgs) -> Result<Self, CopyError> {
         let display = display_name(&args.destination);
+        let run = format!("{:012x}", rand::random::<u64>() >> 16);
         let (scheme, rest) = display.split_once("://").ok_or_else(|| {
             CopyError::bad_input(format!(
                 "the destination {display:?} is not a URL like s3://bucket/key, gs://bucket/key, \
@@ -96,7 +116,7 @@ impl Destination {
                 let path = Path::parse(key).map_err(|e| {
                     CopyError::bad_input(format!("the object name {key:?} is not usable: {e}"))
                 })?;
-                let staging = Path::parse(format!("{key}{STAGING_SUFFIX}"))
+                let staging = Path::parse(format!("{key}{STAGING_SUFFIX}.{run}"))
                     .map_err(|e| CopyError::bad_input(e.to_string()))?;
                 let (backend, store, s3): (_, Arc<dyn ObjectStore>, _) = match scheme {
                     "s3" => {
@@ -113,11 +133,19 @@ impl Destination {
                     bucket: bucket.to_owned(),
                     path,
                     staging,
+                    run,
                     file: None,
                     display,
                 })
             }
             "file" => {
+                let raw_path = rest.split(['?', '#']).next().unwrap_or_default();
+                if raw_path.split('/').any(is_dot_segment) {
+                    return Err(CopyError::bad_input(format!(
+                        "{display:?} has \".\" or \"..\" segments: refused, as they could lead \
+                         out of the volume"
+                    )));
+                }
                 let url = url::Url::parse(&display)
                     .map_err(|e| CopyError::bad_input(format!("{display:?}: {e}")))?;
                 let file = url.to_file_path().map_err(|()| {
@@ -130,8 +158,15 @@ impl Destination {
                         "{display:?} names a folder, not a file"
                     )));
                 }
-                let mut staging_file = file.clone().into_os_string();
-                staging_file.push(STAGING_SUFFIX);
+                if let Some(root) = &args.file_root
+                    && !file.starts_with(root)
+                {
+                    return Err(CopyError::bad_input(format!(
+                        "{display:?} is not under {} (--file-root)",
+                        root.display()
+                    )));
+                }
+                let staging_file = with_suffix(&file, &format!("{STAGING_SUFFIX}.{run}"));
                 let path = Path::from_absolute_path(&file)
                     .map_err(|e| CopyError::bad_input(format!("{display:?}: {e}")))?;
                 let staging = Path::from_absolute_path(&staging_file)
@@ -143,6 +178,7 @@ impl Destination {
                     bucket: String::new(),
                     path,
                     staging,
+                    run,
                     file: Some(file),
                     display,
                 })
@@ -153,12 +189,17 @@ impl Destination {
         }
     }
 
-    /// The final file (for `file://`) and its staging file.
+    /// The final file (for `file://`) and this run's staging file.
     pub fn files(&self) -> Option<(PathBuf, PathBuf)> {
         let file = self.file.clone()?;
-        let mut staging = file.clone().into_os_string();
-        staging.push(STAGING_SUFFIX);
-        Some((file, staging.into()))
+        let staging = with_suffix(&file, &format!("{STAGING_SUFFIX}.{}", self.run));
+        Some((file, staging))
+    }
+
+    /// The staging name of copiers before issue 13 (one for every run), whose leftovers a run
+    /// still cleans up: no run uses it any more.
+    pub fn legacy_staging(&self) -> Path {
+        Path::from(format!("{}{STAGING_SUFFIX}", self.path))
     }
 
     /// What is at the final name now, if anything.
@@ -187,6 +228,7 @@ impl Destination {
                     size: result.meta.size,
                     sha256: meta(META_SHA256).map(|s| s.to_ascii_lowercase()),
                     recorded_size: meta(META_SIZE).and_then(|s| s.parse().ok()),
+                    e_tag: result.meta.e_tag.clone(),
                 }))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -229,7 +271,17 @@ mod tests {
         assert_eq!(s3.backend, Backend::S3);
         assert_eq!(s3.bucket, "archive");
         assert_eq!(s3.path.as_ref(), "media/keynote.mp4");
-        assert_eq!(s3.staging.as_ref(), "media/keynote.mp4.mmo-partial");
+        let staging = format!("media/keynote.mp4.mmo-partial.{}", s3.run);
+        assert_eq!((s3.staging.as_ref(), s3.run.len()), (staging.as_str(), 12));
+        let again = open("s3://archive/media/keynote.mp4").unwrap();
+        assert_ne!(
+            again.staging, s3.staging,
+            "each run stages under its own name"
+        );
+        assert_eq!(
+            again.legacy_staging().as_ref(),
+            "media/keynote.mp4.mmo-partial"
+        );
         assert_eq!(s3.name_of(&s3.path), "s3://archive/media/keynote.mp4");
         let file = open("file:///data/masters/a%20b.mp4").unwrap();
         assert_eq!(file.backend, Backend::Local);
@@ -237,9 +289,11 @@ mod tests {
             file.file.as_deref(),
             Some(FsPath::new("/data/masters/a b.mp4"))
         );
+        let staging = format!("/data/masters/a b.mp4.mmo-partial.{}", file.run);
+        assert_eq!(file.files().unwrap().1, PathBuf::from(staging));
         assert_eq!(
-            file.files().unwrap().1,
-            PathBuf::from("/data/masters/a b.mp4.mmo-partial")
+            file.staging,
+            Path::from_absolute_path(file.files().unwrap().1).unwrap()
         );
     }
 
@@ -254,6 +308,10 @@ mod tests {
             "ftp://host/file",
             "file://relative/path",
             "file:///data/",
+            "file:///data/../etc/passwd",
+            "file:///data/./master.mp4",
+            "file:///data/%2E%2e/etc/passwd",
+            "file:///data/.%2e/x.mp4",
         ] {
             let err = open(bad)
                 .err()
@@ -263,12 +321,26 @@ mod tests {
     }
 
     #[test]
+    fn a_file_root_keeps_local_destinations_on_the_volume() {
+        let with_root = |destination: &str| {
+            let flags = ["--destination", destination, "--file-root", "/archive"];
+            Destination::open(&super::super::args::parse_flags(&flags).unwrap())
+        };
+        assert!(with_root("file:///archive/media/master.mp4").is_ok());
+        assert!(with_root("file:///archive..x/master.mp4").is_err());
+        assert!(with_root("file:///etc/master.mp4").is_err());
+        // Dots inside names are names, not segments.
+        assert!(with_root("file:///archive/a..b/master.v2.mp4").is_ok());
+    }
+
+    #[test]
     fn only_a_recorded_and_consistent_digest_counts() {
         let sha = "a".repeat(64);
         let mut existing = Existing {
             size: 10,
             sha256: Some(sha.clone()),
             recorded_size: Some(10),
+            e_tag: None,
         };
         assert_eq!(existing.verified_sha256(), Some(sha.as_str()));
         existing.recorded_size = Some(11);

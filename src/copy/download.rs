@@ -1,6 +1,8 @@
 //! One pass over the master, from byte 0 to its settled end: `Range` requests resumed after
 //! transient failures, bodies streamed into the hash and the staging upload, and the
-//! final-length rule (quiet checks `--settle` apart).
+//! final-length rule (quiet checks `--settle` apart, and a whole MP4 structure).
+
+use std::time::Instant;
 
 use bytes::Buf;
 use reqwest::Response;
@@ -8,10 +10,11 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::args::CopyArgs;
-use super::error::CopyError;
+use super::error::{CopyError, Reason};
+use super::mp4::{BoxWalker, Structure};
 use super::progress::Progress;
 use super::retries::{Retries, sleep};
-use super::source::{FetchError, Fetched, Source, Validator, describe};
+use super::source::{FetchError, Fetched, Source, Validator, Version, describe};
 use super::transfer::Streamed;
 use super::upload::PartWriter;
 
@@ -46,6 +49,10 @@ pub struct Download<'a> {
     content_type: Option<String>,
     retries: Retries<'a>,
     progress: Progress,
+    /// The MP4 structure of what was streamed (`None` with `--skip-mp4-check`).
+    structure: Option<BoxWalker>,
+    /// Since when the end was reached, quiet, with an incomplete structure (and no growth).
+    incomplete_since: Option<Instant>,
 }
 
 impl<'a> Download<'a> {
@@ -61,10 +68,13 @@ impl<'a> Download<'a> {
             content_type: None,
             retries: Retries::new(args, cancel),
             progress: Progress::new(args.progress_interval),
+            structure: (!args.skip_mp4_check).then(BoxWalker::new),
+            incomplete_since: None,
         }
     }
 
-    /// Streams until `--settle-checks` checks in a row find no byte past the end.
+    /// Streams until `--settle-checks` checks in a row find no byte past the end and what was
+    /// streamed is a whole MP4.
     pub async fn run(&mut self, writer: &mut PartWriter) -> Result<(), Stop> {
         let mut quiet_checks = 0;
         let mut reached_end = false;
@@ -85,8 +95,42 @@ impl<'a> Download<'a> {
                     self.total = Some(total);
                     quiet_checks += 1;
                     if quiet_checks >= self.args.settle_checks {
-                        self.progress.log(self.done, self.total);
-                        return Ok(());
+                        if let Some(young) = self.too_young() {
+                            tracing::info!(
+                                "no byte past {} for now, but the master became ready less \
+                                 than {:?} ago: checking again in {:?}",
+                                self.done,
+                                self.args.min_age,
+                                young.min(self.args.settle)
+                            );
+                            wait = Some(young.min(self.args.settle));
+                            continue;
+                        }
+                        let Some(why) = self.not_whole() else {
+                            self.progress.log(self.done, self.total);
+                            return Ok(());
+                        };
+                        // Not complete, whatever the length says: read on, within a bound.
+                        let since = *self.incomplete_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= self.args.incomplete_wait {
+                            return Err(CopyError::new(
+                                Reason::MasterIncomplete,
+                                format!(
+                                    "the master is not a whole MP4 after {:?} without growing \
+                                     ({} bytes: {why})",
+                                    self.args.incomplete_wait, self.done
+                                ),
+                            )
+                            .into());
+                        }
+                        tracing::info!(
+                            "no byte past {} for now, but the master is not complete ({why}): \
+                             checking again in {:?}",
+                            self.done,
+                            self.args.settle
+                        );
+                        wait = Some(self.args.settle);
+                        continue;
                     }
                     tracing::debug!(
                         "nothing past byte {}: checking again in {:?} ({quiet_checks}/{})",
@@ -124,6 +168,7 @@ impl<'a> Download<'a> {
                     }
                     self.total = total.or(self.total);
                     quiet_checks = 0;
+                    self.incomplete_since = None;
                     let before = self.done;
                     reached_end = false;
                     match self.stream_body(response, body_start, end, writer).await {
@@ -173,6 +218,9 @@ impl<'a> Download<'a> {
                 }
             }
             self.hasher.update(&bytes);
+            if let Some(structure) = &mut self.structure {
+                structure.update(&bytes);
+            }
             let written = tokio::select! {
                 written = writer.write(&bytes) => written,
                 _ = self.cancel.cancelled() => return Err(BodyError::Fatal(CopyError::interrupted())),
@@ -195,6 +243,23 @@ impl<'a> Download<'a> {
         }
     }
 
+    /// How long until the master is `--min-age` old (after `--master-ready-at`), if it is not.
+    fn too_young(&self) -> Option<std::time::Duration> {
+        let earliest = self.args.earliest_final()?;
+        let left = earliest.duration_since(jiff::Timestamp::now());
+        std::time::Duration::try_from(left)
+            .ok()
+            .filter(|d| !d.is_zero())
+    }
+
+    /// Why what was streamed is not a whole MP4 yet, if it is not (and it is checked).
+    fn not_whole(&self) -> Option<String> {
+        match self.structure.as_ref()?.verdict() {
+            Structure::Complete => None,
+            Structure::Incomplete(why) => Some(why),
+        }
+    }
+
     pub fn into_streamed(self) -> Streamed {
         Streamed {
             size: self.done,
@@ -203,5 +268,51 @@ impl<'a> Download<'a> {
             resumes: self.retries.total,
             elapsed: self.progress.elapsed(),
         }
+    }
+}
+
+/// After the master changed under a download: waits until it holds still (its validator and
+/// length the same `--settle-checks` times in a row, `--settle` apart), so that the next pass
+/// does not start over a file still being written. A master that keeps changing for
+/// `--incomplete-wait` ends the copy with `RetriesExhausted` (a later run may find it done).
+pub async fn wait_until_unchanged(
+    source: &Source,
+    args: &CopyArgs,
+    cancel: &CancellationToken,
+) -> Result<(), CopyError> {
+    let started = Instant::now();
+    let mut retries = Retries::new(args, cancel);
+    let mut last: Option<Version> = None;
+    let mut agreeing = 0;
+    loop {
+        let probe = tokio::select! {
+            probe = source.version() => probe,
+            _ = cancel.cancelled() => return Err(CopyError::interrupted()),
+        };
+        match probe {
+            Ok(version) if last.as_ref() == Some(&version) => agreeing += 1,
+            Ok(version) => {
+                last = Some(version);
+                agreeing = 1;
+            }
+            Err(FetchError::Transient(why)) => {
+                retries.failed(why, false).await?;
+                continue;
+            }
+            Err(FetchError::Fatal(e)) => return Err(e),
+        }
+        if agreeing >= args.settle_checks {
+            return Ok(());
+        }
+        if started.elapsed() >= args.incomplete_wait {
+            return Err(CopyError::new(
+                Reason::RetriesExhausted,
+                format!(
+                    "the master kept changing for {:?} (last seen: {last:?})",
+                    args.incomplete_wait
+                ),
+            ));
+        }
+        sleep(args.settle, cancel).await?;
     }
 }

@@ -18,9 +18,10 @@ pub enum Reason {
     UrlExpired,
     /// A different object is at the destination and overwriting was not allowed.
     DestinationExists,
-    /// A size or SHA-256 mismatch, or a source that kept changing.
+    /// A size or SHA-256 mismatch.
     VerificationFailed,
-    /// Transient failures went on past the retry budget.
+    /// Transient failures went on past the retry budget, or the master kept changing past
+    /// the restart budget.
     RetriesExhausted,
     /// The object store refused or failed.
     StoreFailed,
@@ -28,11 +29,14 @@ pub enum Reason {
     SourceFailed,
     /// SIGTERM or SIGINT.
     Interrupted,
+    /// The master is not a whole MP4 yet (its boxes do not tile it, or it has no `moov`) and
+    /// did not become one within `--incomplete-wait`: a later run may find it whole.
+    MasterIncomplete,
 }
 
 impl Reason {
     /// Every outcome, in the order of their exit statuses.
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 12] = [
         Reason::Copied,
         Reason::Skipped,
         Reason::Failed,
@@ -44,6 +48,7 @@ impl Reason {
         Reason::StoreFailed,
         Reason::SourceFailed,
         Reason::Interrupted,
+        Reason::MasterIncomplete,
     ];
 
     /// Whether running the same pod again cannot help, so the copy Job should stop at once
@@ -62,7 +67,8 @@ impl Reason {
             | Reason::Failed
             | Reason::RetriesExhausted
             | Reason::StoreFailed
-            | Reason::Interrupted => false,
+            | Reason::Interrupted
+            | Reason::MasterIncomplete => false,
         }
     }
 
@@ -79,6 +85,7 @@ impl Reason {
             Reason::StoreFailed => 7,
             Reason::SourceFailed => 8,
             Reason::Interrupted => 9,
+            Reason::MasterIncomplete => 10,
         }
     }
 
@@ -140,6 +147,7 @@ mod tests {
             Reason::StoreFailed,
             Reason::SourceFailed,
             Reason::Interrupted,
+            Reason::MasterIncomplete,
         ];
         let mut codes: Vec<u8> = all.iter().map(|r| r.exit_code()).collect();
         codes.sort();

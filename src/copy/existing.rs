@@ -1,114 +1,200 @@
-//! An object is already at the destination: skip it, replace it, or refuse.
+//! An object is already at the destination: skip it, replace it, or refuse. Pure decisions.
+//!
+//! It is skipped only when its recorded digest equals one derived from the source: the
+//! `--expected-sha256` of a previous verified copy (then without contacting the source), or
+//! the digest of this run's own stream of the master. A length, or a digest the object merely
+//! carries, proves nothing: anything else is a different object, `DestinationExists` unless
+//! `--overwrite`.
 
-use tokio_util::sync::CancellationToken;
-
-use super::args::CopyArgs;
-use super::destination::{Destination, Existing};
+use super::destination::Existing;
 use super::error::{CopyError, Reason};
 use super::report::Report;
-use super::retries::{Retries, sleep};
-use super::source::{FetchError, Source};
 
-/// An object is already there: `Some(report)` to skip, `None` to overwrite it, or
-/// `DestinationExists`.
-pub async fn decide_on_existing(
-    destination: &Destination,
+/// What to do about the object already at the destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnExisting {
+    /// It is the expected master: skip, with this report.
+    Skip(Report),
+    /// A different object, to be replaced (`--overwrite`).
+    Replace,
+    /// An object we verified once: stream the master, then compare its digest with this
+    /// (see [`after_streaming`]).
+    CompareWith { sha256: String, size: u64 },
+}
+
+/// What the copy knows of the source before streaming it.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected<'a> {
+    pub sha256: Option<&'a str>,
+    pub size: Option<u64>,
+    pub overwrite: bool,
+}
+
+/// The decision before anything is downloaded.
+pub fn before_streaming(
+    name: &str,
     existing: &Existing,
-    source: &Source,
-    args: &CopyArgs,
-    cancel: &CancellationToken,
-) -> Result<Option<Report>, CopyError> {
-    let name = &destination.display;
-    let skipped = |sha256: &str, message: String| Report {
-        reason: Reason::Skipped,
-        message: Some(message),
-        object: name.clone(),
-        size: Some(existing.size),
-        sha256: Some(sha256.to_owned()),
-        resumes: 0,
-    };
-    let size_ok = |size: u64| args.expected_size.is_none_or(|expected| expected == size);
-    let verdict = match existing.verified_sha256() {
-        None => Err(format!(
-            "{name} already holds an object of {} bytes without a recorded SHA-256",
-            existing.size
-        )),
-        Some(sha256) => match args.expected_sha256() {
-            Some(expected) if expected == sha256 && size_ok(existing.size) => Ok(skipped(
-                sha256,
-                "the destination already holds the expected SHA-256".into(),
-            )),
-            Some(expected) => Err(format!(
-                "{name} already holds {} bytes with SHA-256 {sha256}, not the expected {expected}",
+    expected: Expected<'_>,
+) -> Result<OnExisting, CopyError> {
+    let Some(sha256) = existing.verified_sha256() else {
+        return different(
+            format!(
+                "{name} already holds an object of {} bytes without a recorded SHA-256",
                 existing.size
-            )),
-            None => {
-                let mut retries = Retries::new(args, cancel);
-                let length = settled_length(source, args, &mut retries, cancel).await?;
-                if length == existing.size && size_ok(length) {
-                    Ok(skipped(
-                        sha256,
-                        format!(
-                            "the destination already holds a verified copy of the same length \
-                             ({length} bytes)"
-                        ),
-                    ))
-                } else {
-                    Err(format!(
-                        "{name} already holds {} bytes with SHA-256 {sha256}; the master has \
-                         {length} bytes",
-                        existing.size
-                    ))
-                }
-            }
-        },
+            ),
+            expected.overwrite,
+        );
     };
-    match verdict {
-        Ok(report) => {
-            tracing::info!("skipped: {}", report.message.as_deref().unwrap_or_default());
-            Ok(Some(report))
-        }
-        Err(why) if args.overwrite => {
-            tracing::warn!("{why}: replacing it (--overwrite)");
-            Ok(None)
-        }
-        Err(why) => Err(CopyError::new(
-            Reason::DestinationExists,
-            format!("{why}; not replacing it without --overwrite"),
-        )),
+    let size_ok = expected.size.is_none_or(|size| size == existing.size);
+    match expected.sha256 {
+        Some(wanted) if wanted == sha256 && size_ok => Ok(OnExisting::Skip(skipped(
+            name,
+            existing,
+            "the destination already holds the expected SHA-256",
+        ))),
+        Some(wanted) => different(
+            format!(
+                "{name} already holds {} bytes with SHA-256 {sha256}, not the expected {wanted}",
+                existing.size
+            ),
+            expected.overwrite,
+        ),
+        None => Ok(OnExisting::CompareWith {
+            sha256: sha256.to_owned(),
+            size: existing.size,
+        }),
     }
 }
 
-/// The source's length once `--settle-checks` probes in a row, `--settle` apart, agree.
-async fn settled_length(
-    source: &Source,
-    args: &CopyArgs,
-    retries: &mut Retries<'_>,
-    cancel: &CancellationToken,
-) -> Result<u64, CopyError> {
-    let mut last = None;
-    let mut agreeing = 0;
-    loop {
-        let length = loop {
-            let probe = tokio::select! {
-                probe = source.length() => probe,
-                _ = cancel.cancelled() => return Err(CopyError::interrupted()),
-            };
-            match probe {
-                Ok(length) => break length,
-                Err(FetchError::Transient(why)) => retries.failed(why, false).await?,
-                Err(FetchError::Fatal(e)) => return Err(e),
-            }
+/// The decision once this run streamed the master (`size` bytes, `sha256`), for an object
+/// that was to be compared: `Some(report)` to skip, `None` to publish over it.
+pub fn after_streaming(
+    name: &str,
+    recorded: (&str, u64),
+    streamed: (&str, u64),
+    overwrite: bool,
+) -> Result<Option<Report>, CopyError> {
+    let ((recorded_sha, recorded_size), (sha256, size)) = (recorded, streamed);
+    if recorded_sha == sha256 && recorded_size == size {
+        let existing = Existing {
+            size,
+            sha256: Some(sha256.to_owned()),
+            recorded_size: Some(size),
+            e_tag: None,
         };
-        if last == Some(length) {
-            agreeing += 1;
-        } else {
-            last = Some(length);
-            agreeing = 1;
+        return Ok(Some(skipped(
+            name,
+            &existing,
+            "the destination already holds this master (its SHA-256 is this run's stream's)",
+        )));
+    }
+    let why = format!(
+        "{name} already holds {recorded_size} bytes with SHA-256 {recorded_sha}; the master has \
+         {size} bytes with SHA-256 {sha256}"
+    );
+    replace_or_refuse(why, overwrite).map(|()| None)
+}
+
+fn skipped(name: &str, existing: &Existing, why: &str) -> Report {
+    tracing::info!("skipped: {why}");
+    Report {
+        reason: Reason::Skipped,
+        message: Some(why.to_owned()),
+        object: name.to_owned(),
+        size: Some(existing.size),
+        sha256: existing.sha256.clone(),
+        resumes: 0,
+    }
+}
+
+/// A different object: replaced with `--overwrite` (`Ok`), else `DestinationExists`.
+fn replace_or_refuse(why: String, overwrite: bool) -> Result<(), CopyError> {
+    if overwrite {
+        tracing::warn!("{why}: replacing it (--overwrite)");
+        return Ok(());
+    }
+    Err(CopyError::new(
+        Reason::DestinationExists,
+        format!("{why}; not replacing it without --overwrite"),
+    ))
+}
+
+fn different(why: String, overwrite: bool) -> Result<OnExisting, CopyError> {
+    replace_or_refuse(why, overwrite).map(|()| OnExisting::Replace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ours(sha: &str, size: u64) -> Existing {
+        Existing {
+            size,
+            sha256: Some(sha.to_owned()),
+            recorded_size: Some(size),
+            e_tag: None,
         }
-        if agreeing >= args.settle_checks {
-            return Ok(length);
+    }
+
+    fn expected(sha256: Option<&str>, overwrite: bool) -> Expected<'_> {
+        Expected {
+            sha256,
+            size: None,
+            overwrite,
         }
-        sleep(args.settle, cancel).await?;
+    }
+
+    #[test]
+    fn the_expected_digest_skips_without_streaming_and_another_is_refused() {
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let decision = before_streaming("s3://b/k", &ours(&a, 10), expected(Some(&a), false));
+        assert!(matches!(decision, Ok(OnExisting::Skip(r)) if r.sha256.as_deref() == Some(&*a)));
+        let refused = before_streaming("s3://b/k", &ours(&a, 10), expected(Some(&b), false));
+        assert_eq!(refused.unwrap_err().reason, Reason::DestinationExists);
+        let replaced = before_streaming("s3://b/k", &ours(&a, 10), expected(Some(&b), true));
+        assert_eq!(replaced.unwrap(), OnExisting::Replace);
+        let wrong_size = Expected {
+            size: Some(11),
+            ..expected(Some(&a), false)
+        };
+        let refused = before_streaming("s3://b/k", &ours(&a, 10), wrong_size);
+        assert_eq!(refused.unwrap_err().reason, Reason::DestinationExists);
+    }
+
+    #[test]
+    fn without_an_expected_digest_a_recorded_one_is_only_compared_after_streaming() {
+        let a = "a".repeat(64);
+        let decision = before_streaming("s3://b/k", &ours(&a, 10), expected(None, false));
+        assert_eq!(
+            decision.unwrap(),
+            OnExisting::CompareWith {
+                sha256: a.clone(),
+                size: 10
+            }
+        );
+        let foreign = Existing {
+            size: 10,
+            sha256: None,
+            recorded_size: None,
+            e_tag: None,
+        };
+        let refused = before_streaming("s3://b/k", &foreign, expected(None, false));
+        assert_eq!(refused.unwrap_err().reason, Reason::DestinationExists);
+    }
+
+    #[test]
+    fn after_streaming_only_the_same_digest_and_size_skip() {
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let same = after_streaming("s3://b/k", (&a, 10), (&a, 10), false).unwrap();
+        assert_eq!(same.unwrap().reason, Reason::Skipped);
+        // Same length, another digest: a different object, whatever it carries.
+        let other = after_streaming("s3://b/k", (&b, 10), (&a, 10), false);
+        assert_eq!(other.unwrap_err().reason, Reason::DestinationExists);
+        let longer = after_streaming("s3://b/k", (&a, 10), (&a, 11), false);
+        assert_eq!(longer.unwrap_err().reason, Reason::DestinationExists);
+        assert_eq!(
+            after_streaming("s3://b/k", (&b, 10), (&a, 10), true).unwrap(),
+            None
+        );
     }
 }

@@ -20,6 +20,7 @@ pub fn local_existing(file: &FsPath) -> Option<Existing> {
             size: meta.len(),
             sha256: None,
             recorded_size: None,
+            e_tag: None,
         });
     }
     let sha256 = get_xattr(file, XATTR_SHA256).or_else(|| read_sidecar(file));
@@ -27,6 +28,7 @@ pub fn local_existing(file: &FsPath) -> Option<Existing> {
         size: meta.len(),
         sha256: sha256.map(|s| s.to_ascii_lowercase()),
         recorded_size: get_xattr(file, XATTR_SIZE).and_then(|s| s.parse().ok()),
+        e_tag: None,
     })
 }
 
@@ -51,7 +53,7 @@ fn read_sidecar(file: &FsPath) -> Option<String> {
 pub fn write_sidecar(file: &FsPath, sha256: &str) -> std::io::Result<()> {
     let sidecar = sidecar_path(file);
     let mut temporary = sidecar.clone().into_os_string();
-    temporary.push(STAGING_SUFFIX);
+    temporary.push(format!("{STAGING_SUFFIX}.{}", std::process::id()));
     let name = file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

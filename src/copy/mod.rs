@@ -16,6 +16,9 @@
 //!   account comes from the credentials or `AZURE_STORAGE_ACCOUNT_NAME`) or `file:///path` (a
 //!   mounted volume). `--endpoint`, `--region`, `--virtual-hosted-style` and `--allow-http`
 //!   (implied by an `http://` endpoint) tune S3; `--endpoint` also serves Azure emulators.
+//!   A `file://` path with `.` or `..` segments (also percent-encoded) is refused: URL parsing
+//!   would resolve them, and they could lead out of the volume; `--file-root` (the volume's
+//!   mount path) refuses any path not under it.
 //! - Storage credentials: the standard environment variables that `object_store` reads
 //!   (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`,
 //!   `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`, ...),
@@ -28,20 +31,22 @@
 //!
 //! # What a copy does
 //!
-//! 1. **Idempotence.** If the destination already holds an object, it is ours and current when
-//!    it carries `sha256` metadata (and `size` metadata equal to its length) and either
-//!    - `--expected-sha256` (and `--expected-size`, if given) is set and equal: *skipped* without
-//!      contacting the source at all (the controller passes what a previous verified copy
-//!      reported, so an expired URL does not matter), or
-//!    - no expected digest is given and the source's *settled* length (below) equals the
-//!      object's size: *skipped*. Mux masters do not change once final, and the destination key
-//!      belongs to one resource, so equal length plus a digest we recorded after verifying is
-//!      taken as "the same master" without downloading it again.
+//! 1. **Idempotence.** If the destination already holds an object, it is skipped only when its
+//!    recorded digest equals one derived from the source. The object must carry `sha256`
+//!    metadata (and `size` metadata equal to its length), and either
+//!    - `--expected-sha256` (and `--expected-size`, if given) is set and equal: *skipped*
+//!      without contacting the source at all (the controller passes what a previous verified
+//!      copy reported, so an expired URL does not matter), or
+//!    - no expected digest is given: the master is streamed (to the staging object, as for a
+//!      copy) and the object is *skipped* if this run's digest and length are the recorded
+//!      ones. A length, or a digest the object merely carries, proves nothing.
 //!
 //!    Any other existing object is *different*: the copy ends with `DestinationExists` unless
-//!    `--overwrite` is set, and nothing is downloaded or written.
+//!    `--overwrite` is set; nothing is written over it (an object without a recorded digest is
+//!    refused before anything is downloaded).
 //! 2. **Streaming.** The master is fetched with `Range: bytes=<done>-` requests and written as a
-//!    multipart upload to a staging object, `<key>.mmo-partial`, in parts of `--part-size`
+//!    multipart upload to a staging object of this run's own, `<key>.mmo-partial.<run>` (two
+//!    runs on one key never share one), in parts of `--part-size`
 //!    (8 MiB), at most `--parts-in-flight` (2) uploading at once while the next one fills:
 //!    memory is about `part-size × (parts-in-flight + 1)` whatever the master's size. (S3 takes
 //!    at most 10,000 parts: past about 70 GiB, known from the first answer's length, parts grow
@@ -53,8 +58,11 @@
 //!    upload and the same hash. At most `--max-retries` failures in a row that made no progress;
 //!    a retry that moves forward starts the count again. If the server sent a strong `ETag` or
 //!    a `Last-Modified`, resumes carry `If-Range`, and a master that changed under us (a full
-//!    200 answer with another validator, or a shorter length) restarts the copy from byte 0 in
-//!    a new upload, at most `--max-restarts` times. A server that ignores `Range` is handled by
+//!    200 answer with another validator, as when it grows, or a shorter length) restarts the
+//!    copy from byte 0 in a new upload, once it holds still (the same validator and length
+//!    `--settle-checks` times, `--settle` apart), at most `--max-restarts` times; past that, the
+//!    copy ends `RetriesExhausted` (retryable), never `VerificationFailed`. A server that
+//!    ignores `Range` is handled by
 //!    skipping the bytes already received.
 //! 4. **The final length.** Mux's master can still grow for a while after `ready`, so neither
 //!    an early `Content-Length` nor the end of one body proves the end of the file. The rule:
@@ -63,8 +71,18 @@
 //!    only after `--settle-checks` (2) quiet checks in a row, spaced by `--settle` (10 s): the
 //!    length must have held still for `--settle × (checks − 1)` at least. Once the master has
 //!    been seen growing, every check waits `--settle` first (no busy loop on a growing file).
-//!    A length *below* what was received means the file changed: restart. The same rule
-//!    (probes of `bytes=0-0`) gives the settled length that the idempotence check compares.
+//!    And with `--master-ready-at` (when the master became ready, as the controller saw it),
+//!    the length is not final before `--min-age` (1 min) after that time, however quiet.
+//!    A length *below* what was received means the file changed: restart.
+//!
+//!    Time alone cannot tell a finished file from a writer that pauses longer than the settle
+//!    checks, so the length is final only when what was streamed is also a whole MP4 (ISO
+//!    BMFF): its top-level boxes (32- or 64-bit sizes, `0` meaning "to the end") tile the file
+//!    exactly, `ftyp` first, with a `moov`, and every movie fragment has its `mdat` (see
+//!    `mp4`). A file that is not is not complete: the checks go on, `--settle` apart, and a
+//!    master that neither grows nor becomes whole within `--incomplete-wait` (5 min) ends the
+//!    copy with `MasterIncomplete` (retryable). `--skip-mp4-check` turns this off for a
+//!    master that is not MP4.
 //! 5. **Verification and publication.** The staging upload is completed and its size read back;
 //!    `--expected-sha256`/`--expected-size` are checked. Then the object is published under its
 //!    final key *with* `sha256`, `size` and `source` (the redacted URL) metadata, which S3, GCS
@@ -79,13 +97,24 @@
 //!      extended attributes (where the filesystem has them) and renamed over the final path
 //!      (atomic); then `<file>.sha256` is written in `sha256sum -c` format.
 //!
-//!    The final object is read back (`head`): its size and recorded digest must match, or it is
-//!    deleted and the copy fails with `VerificationFailed`. The staging object is deleted.
+//!    Unless `--overwrite`, the final name is taken only if it is free: S3's completion carries
+//!    `If-None-Match: *` (and each part copy `x-amz-copy-source-if-match` with the staging
+//!    object's ETag); `file://` takes the name with a hard link, which fails if it exists. A run
+//!    that lost a race to another publishes nothing: the same master there is `Skipped`,
+//!    anything else `DestinationExists`. (GCS and Azure, through object_store's unconditional
+//!    multipart completion, check the name just before completing: a narrow window, not atomic.)
+//!
+//!    The final object is read back (`head`): its size and recorded digest must match, or the
+//!    copy fails with `VerificationFailed`; the object is deleted only when its ETag proves it is
+//!    the one this run wrote (never another run's). The staging object is deleted.
 //! 6. **Cleanup.** Every failure aborts the multipart upload and deletes the staging object, so
 //!    a failed copy leaves neither a partial object nor a dangling upload; SIGTERM and SIGINT
 //!    do the same before exiting. A run killed outright (SIGKILL) cannot clean up; the next run
-//!    aborts S3 multipart uploads left on the staging key and removes `file://` staging files.
-//!    (A bucket lifecycle rule aborting incomplete multipart uploads is still good practice.)
+//!    aborts S3 multipart uploads left on the final key and on the staging key of copiers
+//!    before per-run staging (`<key>.mmo-partial`), and removes that `file://` staging file.
+//!    A killed run's own staging upload cannot be found by the next (MinIO lists uploads by
+//!    exact key only): a bucket lifecycle rule aborting incomplete multipart uploads after a
+//!    day is needed.
 //!
 //! Progress (bytes done, latest known total, rate) is logged to stderr every
 //! `--progress-interval` (2 s), through the command line's logging (`--log-level`/`LOG_LEVEL`,
@@ -114,11 +143,13 @@
 //! | 2      | `BadInput`           | flags, URL, destination or credentials unusable (also clap)  |
 //! | 3      | `UrlExpired`         | the URL answered 401/403: refresh it and run again           |
 //! | 4      | `DestinationExists`  | a different object is there and `--overwrite` is not set     |
-//! | 5      | `VerificationFailed` | size or SHA-256 mismatch, or the source kept changing        |
-//! | 6      | `RetriesExhausted`   | transient failures went on past `--max-retries`              |
+//! | 5      | `VerificationFailed` | size or SHA-256 mismatch (expected, staged or read back)     |
+//! | 6      | `RetriesExhausted`   | transient failures past `--max-retries`, or a master that    |
+//! |        |                      | kept changing past `--max-restarts`                          |
 //! | 7      | `StoreFailed`        | the object store refused or failed (after its own retries)   |
 //! | 8      | `SourceFailed`       | the source answered something final: 404, 410, another 4xx   |
 //! | 9      | `Interrupted`        | SIGTERM or SIGINT; cleaned up before exiting                 |
+//! | 10     | `MasterIncomplete`   | not a whole MP4 within `--incomplete-wait`: retry later      |
 
 mod args;
 mod destination;
@@ -127,10 +158,13 @@ mod error;
 mod existing;
 mod finalize;
 mod local;
+mod mp4;
 mod progress;
 mod read_back;
 mod report;
 mod retries;
+mod s3_copy;
+mod s3_wire;
 mod source;
 mod stores;
 mod transfer;

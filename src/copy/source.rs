@@ -105,6 +105,13 @@ impl Validator {
     }
 }
 
+/// One version of the file, as far as the server tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    pub validator: Option<Validator>,
+    pub length: Option<u64>,
+}
+
 /// What a `Range: bytes=<from>-` request found.
 pub enum Fetched {
     /// A body to stream. Its first byte is at offset `body_start`; bytes before `from` must be
@@ -171,6 +178,22 @@ impl Source {
             .map_err(|e| FetchError::Transient(describe(e)))?;
         check_status(response.status())?;
         Ok(response)
+    }
+
+    /// Which version of the file is there now: its validator and length, from
+    /// `Range: bytes=0-0`, without reading the body.
+    pub async fn version(&self) -> Result<Version, FetchError> {
+        let response = self.get("bytes=0-0", None).await?;
+        let headers = response.headers();
+        let length = match response.status() {
+            StatusCode::PARTIAL_CONTENT => content_range(headers).and_then(|(_, _, total)| total),
+            StatusCode::OK => response.content_length(),
+            _ => unsatisfied_length(headers),
+        };
+        Ok(Version {
+            validator: Validator::from_headers(headers),
+            length,
+        })
     }
 
     /// `GET` with `Range: bytes=<from>-` (and `If-Range` when resuming a known version).
@@ -255,25 +278,6 @@ impl Source {
             )
             .into()),
         }
-    }
-
-    /// The file's current length, from `Range: bytes=0-0`, without reading the body.
-    pub async fn length(&self) -> Result<u64, FetchError> {
-        let response = self.get("bytes=0-0", None).await?;
-        let status = response.status();
-        let headers = response.headers();
-        let total = match status {
-            StatusCode::PARTIAL_CONTENT => content_range(headers).and_then(|(_, _, total)| total),
-            StatusCode::OK => response.content_length(),
-            StatusCode::RANGE_NOT_SATISFIABLE => unsatisfied_length(headers),
-            _ => None,
-        };
-        total.ok_or_else(|| {
-            FetchError::Fatal(CopyError::new(
-                Reason::SourceFailed,
-                format!("the source's length is unknown (answer {status})"),
-            ))
-        })
     }
 }
 

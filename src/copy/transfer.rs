@@ -9,13 +9,14 @@ use object_store::PutMultipartOptions;
 use tokio_util::sync::CancellationToken;
 
 use super::args::CopyArgs;
-use super::destination::Destination;
-use super::download::{Download, Stop};
+use super::destination::{Destination, STAGING_SUFFIX, with_suffix};
+use super::download::{Download, Stop, wait_until_unchanged};
 use super::error::{CopyError, Reason};
-use super::existing::decide_on_existing;
-use super::finalize::abort_leftover_uploads;
+use super::existing::{Expected, OnExisting, after_streaming, before_streaming};
+use super::finalize::Publication;
 use super::local::remove_local_leftovers;
 use super::report::Report;
+use super::s3_copy::abort_leftover_uploads;
 use super::source::{Source, SourceUrl};
 use super::units::human;
 use super::upload::PartWriter;
@@ -35,22 +36,47 @@ pub async fn copy(args: &CopyArgs, cancel: &CancellationToken) -> Result<Report,
         args.parts_in_flight
     );
 
-    if let Some(existing) = destination.existing().await?
-        && let Some(skipped) =
-            decide_on_existing(&destination, &existing, &source, args, cancel).await?
-    {
-        return Ok(skipped);
+    let expected_sha256 = args.expected_sha256();
+    let expected = Expected {
+        sha256: expected_sha256.as_deref(),
+        size: args.expected_size,
+        overwrite: args.overwrite,
+    };
+    let name = &destination.display;
+    let on_existing = match destination.existing().await? {
+        Some(existing) => Some(before_streaming(name, &existing, expected)?),
+        None => None,
+    };
+    if let Some(OnExisting::Skip(report)) = on_existing {
+        return Ok(report);
     }
 
     match destination.files() {
-        Some((_, staging)) => remove_local_leftovers(&staging),
+        Some((file, _)) => remove_local_leftovers(&with_suffix(&file, STAGING_SUFFIX)),
         None => abort_leftover_uploads(&destination).await,
     }
+    let staging_name = destination.name_of(&destination.staging);
+    tracing::info!("staging the copy as {staging_name}");
     let streamed = stream_to_staging(&source, &destination, args, cancel).await?;
+    if let Some(OnExisting::CompareWith { sha256, size }) = &on_existing {
+        let recorded = (sha256.as_str(), *size);
+        let streamed_as = (streamed.sha256.as_str(), streamed.size);
+        let decided = after_streaming(name, recorded, streamed_as, args.overwrite);
+        if !matches!(decided, Ok(None)) {
+            remove_staging(&destination).await;
+        }
+        match decided {
+            Ok(Some(skipped)) => return Ok(skipped),
+            Err(refused) => return Err(refused),
+            Ok(None) => {}
+        }
+    }
     let publishing = Instant::now();
     let published = verify_and_publish(&destination, &streamed, &source, args, cancel).await;
     remove_staging(&destination).await;
-    published?;
+    if published? == Publication::Taken {
+        return lost_the_race(&destination, &streamed).await;
+    }
 
     let streaming = streamed.elapsed.as_secs_f64().max(1e-3);
     let total = streaming + publishing.elapsed().as_secs_f64();
@@ -75,6 +101,34 @@ pub async fn copy(args: &CopyArgs, cancel: &CancellationToken) -> Result<Report,
         sha256: Some(streamed.sha256),
         resumes: streamed.resumes,
     })
+}
+
+/// Another run published under the final name while this one streamed: nothing was written
+/// over it. The same master is a skip; anything else, `DestinationExists`.
+async fn lost_the_race(
+    destination: &Destination,
+    streamed: &Streamed,
+) -> Result<Report, CopyError> {
+    let name = &destination.display;
+    let why = "another object was published there while this run copied";
+    let Some(existing) = destination.existing().await? else {
+        return Err(CopyError::new(
+            Reason::DestinationExists,
+            format!("{name}: {why}, then removed"),
+        ));
+    };
+    let Some(recorded) = existing.verified_sha256() else {
+        return Err(CopyError::new(
+            Reason::DestinationExists,
+            format!(
+                "{name}: {why}, without a recorded SHA-256; not replacing it without --overwrite"
+            ),
+        ));
+    };
+    tracing::info!("{name}: {why}");
+    let streamed_as = (streamed.sha256.as_str(), streamed.size);
+    let decided = after_streaming(name, (recorded, existing.size), streamed_as, false)?;
+    Ok(decided.expect("without --overwrite, a different object is refused"))
 }
 
 /// What the download produced.
@@ -115,18 +169,26 @@ async fn stream_to_staging(
                 return Ok(download.into_streamed());
             }
             Err(Stop::Changed(why)) => {
+                // A new version of the master (it grew, or was replaced): a restart, never a
+                // verification failure on its own; past --max-restarts, a retryable end.
                 writer.abort().await;
                 restarts += 1;
                 if restarts > args.max_restarts {
-                    return Err(CopyError::verification(format!(
-                        "the master kept changing while it was copied ({why})"
-                    )));
+                    return Err(CopyError::new(
+                        Reason::RetriesExhausted,
+                        format!(
+                            "the master kept changing while it was copied: {} restarts \
+                             (--max-restarts); the last: {why}",
+                            args.max_restarts
+                        ),
+                    ));
                 }
                 tracing::warn!(
-                    "the master changed while it was copied ({why}): starting over \
-                     ({restarts}/{})",
+                    "the master changed while it was copied ({why}): starting over once it \
+                     holds still ({restarts}/{})",
                     args.max_restarts
                 );
+                wait_until_unchanged(source, args, cancel).await?;
             }
             Err(Stop::Failed(e)) => {
                 writer.abort().await;

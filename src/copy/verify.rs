@@ -5,20 +5,21 @@ use object_store::ObjectStoreExt;
 use tokio_util::sync::CancellationToken;
 
 use super::args::CopyArgs;
-use super::destination::{Backend, Destination};
+use super::destination::Destination;
 use super::error::CopyError;
-use super::finalize::{Verified, publish};
+use super::finalize::{Publication, Verified, publish};
 use super::source::Source;
 use super::transfer::Streamed;
 
-/// Checks the staging object, publishes it with its metadata, and reads the final object back.
+/// Checks the staging object, publishes it with its metadata, and reads the final object back
+/// (unless another run took the name first: [`Publication::Taken`]).
 pub async fn verify_and_publish(
     destination: &Destination,
     streamed: &Streamed,
     source: &Source,
     args: &CopyArgs,
     cancel: &CancellationToken,
-) -> Result<(), CopyError> {
+) -> Result<Publication, CopyError> {
     if let Some(expected) = args.expected_sha256()
         && expected != streamed.sha256
     {
@@ -35,12 +36,12 @@ pub async fn verify_and_publish(
             streamed.size
         )));
     }
-    let staged = match destination.files() {
-        Some((_, staging)) => std::fs::metadata(&staging).map(|m| m.len()).ok(),
-        None => destination
-            .object_meta(&destination.staging)
-            .await?
-            .map(|e| e.size),
+    let (staged, staging_e_tag) = match destination.files() {
+        Some((_, staging)) => (std::fs::metadata(&staging).map(|m| m.len()).ok(), None),
+        None => match destination.object_meta(&destination.staging).await? {
+            Some(staged) => (Some(staged.size), staged.e_tag),
+            None => (None, None),
+        },
     };
     if staged != Some(streamed.size) {
         return Err(CopyError::verification(format!(
@@ -54,21 +55,37 @@ pub async fn verify_and_publish(
         sha256: streamed.sha256.clone(),
         content_type: streamed.content_type.clone(),
         source: source.url().redacted(),
+        staging_e_tag,
     };
-    publish(destination, &verified, args, cancel).await?;
+    let publication = publish(destination, &verified, args, cancel).await?;
+    let Publication::Published { e_tag } = &publication else {
+        return Ok(publication);
+    };
 
     let written = destination.existing().await?;
     let matches = written.as_ref().is_some_and(|w| {
         w.size == streamed.size && w.verified_sha256() == Some(streamed.sha256.as_str())
     });
     if !matches {
-        remove_final(destination).await;
+        // Deleted only when it is surely the object this run wrote: never another run's.
+        let ours =
+            e_tag.is_some() && written.as_ref().and_then(|w| w.e_tag.as_ref()) == e_tag.as_ref();
+        if ours {
+            remove_final(destination).await;
+        }
         return Err(CopyError::verification(format!(
-            "{} read back as {written:?}, expected {} bytes with SHA-256 {}",
-            destination.display, streamed.size, streamed.sha256
+            "{} read back as {written:?}, expected {} bytes with SHA-256 {}{}",
+            destination.display,
+            streamed.size,
+            streamed.sha256,
+            if ours {
+                "; deleted it"
+            } else {
+                "; left it (it may be another run's)"
+            }
         )));
     }
-    Ok(())
+    Ok(publication)
 }
 
 /// Deletes the staging object, whatever happened (it is gone already after a local rename).
@@ -86,21 +103,10 @@ pub async fn remove_staging(destination: &Destination) {
     }
 }
 
-/// Deletes a final object that failed its read-back.
+/// Deletes a final object of this run's that failed its read-back (in a store: `file://`
+/// objects have no ETag to prove whose they are, and are left).
 async fn remove_final(destination: &Destination) {
-    let result = match destination.backend {
-        Backend::Local => {
-            let file = destination.file.as_ref().expect("a local destination");
-            let _ = std::fs::remove_file(super::local::sidecar_path(file));
-            std::fs::remove_file(file).map_err(|e| e.to_string())
-        }
-        _ => destination
-            .store
-            .delete(&destination.path)
-            .await
-            .map_err(|e| e.to_string()),
-    };
-    if let Err(e) = result {
+    if let Err(e) = destination.store.delete(&destination.path).await {
         tracing::warn!("could not delete {}: {e}", destination.display);
     }
 }

@@ -186,6 +186,13 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// The key of the staging object the copy named in its log (`staging the copy as ...`).
+    pub fn staging_key(&self) -> Option<String> {
+        let (_, rest) = self.stderr.split_once("staging the copy as s3://")?;
+        let name = rest.split_whitespace().next()?;
+        Some(name.split_once('/')?.1.to_owned())
+    }
+
     /// Asserts the reason, and that the exit status is that reason's.
     pub fn expect(&self, reason: Reason) -> &Self {
         assert_eq!(

@@ -12,8 +12,8 @@ pub use clouds::Cloud;
 pub use copier::{Copier, Outcome, Running};
 pub use master::{Master, start_sim};
 pub use store::{
-    assert_nothing_left, exists, file_sha256, minio, object_metadata, object_sha256, store,
-    uploads_in_progress,
+    assert_no_staging_left, assert_nothing_left, exists, file_sha256, keys_under, minio,
+    object_metadata, object_sha256, store, uploads_in_progress,
 };
 
 pub const MIB: u64 = 1 << 20;

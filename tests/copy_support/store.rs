@@ -13,6 +13,8 @@ use object_store::{Attribute, GetOptions, ObjectStore, ObjectStoreExt};
 use sha2::{Digest, Sha256};
 use testenv::Minio;
 
+use super::copier::Outcome;
+
 pub fn minio() -> &'static Minio {
     Minio::shared().expect("MinIO starts (run `make tools` first)")
 }
@@ -77,17 +79,53 @@ pub async fn uploads_in_progress(store: &AmazonS3, key: &str) -> usize {
     body.matches("<UploadId>").count()
 }
 
-/// Asserts that neither the object, nor its staging object, nor an upload of either is left.
-pub async fn assert_nothing_left(store: &AmazonS3, key: &str) {
-    let staging = format!("{key}.mmo-partial");
-    assert!(!exists(store, key).await, "{key} was left behind");
-    assert!(!exists(store, &staging).await, "{staging} was left behind");
-    assert_eq!(uploads_in_progress(store, key).await, 0, "uploads on {key}");
+/// The names of the objects whose names start with `prefix`, sorted.
+pub async fn keys_under(store: &AmazonS3, prefix: &str) -> Vec<String> {
+    let folder = prefix
+        .rsplit_once('/')
+        .map(|(folder, _)| Path::from(folder));
+    let listed: Vec<_> = store
+        .list(folder.as_ref())
+        .try_collect()
+        .await
+        .expect("the bucket lists");
+    let mut keys: Vec<String> = listed
+        .into_iter()
+        .map(|meta| meta.location.to_string())
+        .filter(|name| name.starts_with(prefix))
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// Asserts that the object is there and no staging object of any run beside it.
+pub async fn assert_no_staging_left(store: &AmazonS3, key: &str) {
+    let keys = keys_under(store, key).await;
     assert_eq!(
-        uploads_in_progress(store, &staging).await,
-        0,
-        "uploads on {staging}"
+        keys,
+        std::slice::from_ref(&key.to_owned()),
+        "no staging object is left"
     );
+}
+
+/// Asserts that neither the object, nor a staging object of any run, nor an upload of the
+/// object or of the copy's staging object (named in its log) is left.
+pub async fn assert_nothing_left(store: &AmazonS3, key: &str, outcome: &Outcome) {
+    assert_eq!(
+        keys_under(store, key).await,
+        Vec::<String>::new(),
+        "left behind"
+    );
+    let staging = outcome
+        .staging_key()
+        .expect("the copy named its staging object");
+    for name in [key, staging.as_str(), &format!("{key}.mmo-partial")] {
+        assert_eq!(
+            uploads_in_progress(store, name).await,
+            0,
+            "uploads on {name}"
+        );
+    }
 }
 
 /// A local file's size and SHA-256.

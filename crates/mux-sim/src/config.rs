@@ -58,6 +58,19 @@ pub struct Switches {
     /// The share of the final size served right at `ready` when `growth` is set.
     #[arg(long, default_value_t = 0.9)]
     pub growth_initial_fraction: f64,
+    /// Before it grows, the file holds still at `growth_initial_fraction` for this long after
+    /// `ready` (a writer that pauses longer than a copier's settle checks).
+    #[arg(long, default_value = "0s", value_parser = duration_arg)]
+    #[serde(with = "millis", rename = "growth_pause_ms")]
+    pub growth_pause: Duration,
+    /// This many bytes of the end of every master are never written: a master that stays
+    /// truncated (its `moov` cut, or missing).
+    #[arg(long, default_value_t = 0)]
+    pub master_truncate: u64,
+    /// Send `ETag` and `Last-Modified` with the master (both change as it grows) and honour
+    /// `If-Range` (a stale validator gets the whole file, 200).
+    #[arg(long)]
+    pub master_validators: bool,
     /// The size of the masters of assets created through `POST /video/v1/assets`.
     #[arg(long, default_value_t = 1 << 20)]
     pub default_master_size: u64,

@@ -46,7 +46,7 @@ async fn master_file(
             events,
         )
     });
-    let Some((seed, length)) = authorized else {
+    let Some(served) = authorized else {
         sim.stats.record(method.as_str(), route, Some(&id), 403);
         return (
             StatusCode::FORBIDDEN,
@@ -54,8 +54,20 @@ async fn master_file(
         )
             .into_response();
     };
+    let length = served.length;
+    // `If-Range` with a validator that is no longer current: the whole file (RFC 9110 13.1.5).
+    let stale = headers
+        .get(header::IF_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            served
+                .validators
+                .as_ref()
+                .is_none_or(|now| v != now.etag && v != now.last_modified)
+        });
     let range = match headers
         .get(header::RANGE)
+        .filter(|_| !stale)
         .map(|v| parse_range(v.to_str().unwrap_or(""), length))
     {
         None => None,
@@ -92,7 +104,7 @@ async fn master_file(
     let body = if method == Method::HEAD {
         Body::empty()
     } else {
-        stream_body(seed, start, end, cut_after)
+        stream_body(served.seed, served.size, start, end, cut_after)
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;
@@ -100,6 +112,10 @@ async fn master_file(
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    if let Some(validators) = &served.validators {
+        h.insert(header::ETAG, value(&validators.etag));
+        h.insert(header::LAST_MODIFIED, value(&validators.last_modified));
+    }
     if range.is_some() {
         h.insert(
             header::CONTENT_RANGE,
@@ -119,9 +135,9 @@ fn value(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
-/// Bytes `[start, end)` of the master, generated chunk by chunk; cut with a connection
-/// error after `cut_after` bytes when asked.
-fn stream_body(seed: u64, start: u64, end: u64, cut_after: Option<u64>) -> Body {
+/// Bytes `[start, end)` of the master (`seed`, `size`), generated chunk by chunk; cut with a
+/// connection error after `cut_after` bytes when asked.
+fn stream_body(seed: u64, size: u64, start: u64, end: u64, cut_after: Option<u64>) -> Body {
     let stop = cut_after.map(|n| (start + n).min(end)).unwrap_or(end);
     let cut = cut_after.is_some() && stop < end;
     let stream = futures::stream::unfold(start, move |offset| async move {
@@ -136,7 +152,7 @@ fn stream_body(seed: u64, start: u64, end: u64, cut_after: Option<u64>) -> Body 
         }
         let n = ((stop - offset) as usize).min(CHUNK);
         let mut buf = vec![0u8; n];
-        content::fill(seed, offset, &mut buf);
+        content::fill(seed, size, offset, &mut buf);
         Some((
             Ok::<Bytes, std::io::Error>(Bytes::from(buf)),
             offset + n as u64,

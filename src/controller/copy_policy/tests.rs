@@ -170,6 +170,21 @@ fn transient_failures_retry_up_to_the_cap() {
 }
 
 #[test]
+fn a_master_not_yet_whole_gets_another_job_not_a_stall() {
+    let spec = spec();
+    let running = decide_copy(&input(&spec, None, JobOutcome::Missing))
+        .copy
+        .unwrap();
+    let incomplete = JobOutcome::Failed {
+        report: Some(report(Reason::MasterIncomplete)),
+        message: String::new(),
+    };
+    let d = decide_copy(&input(&spec, Some(&running), incomplete));
+    assert!(d.create_job.unwrap().ends_with("-2"), "a new attempt");
+    assert!(d.stalled.is_none());
+}
+
+#[test]
 fn a_new_destination_means_a_new_copy() {
     let spec = spec();
     let running = decide_copy(&input(&spec, None, JobOutcome::Missing))

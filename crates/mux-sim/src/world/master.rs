@@ -9,6 +9,32 @@ use super::{Event, Grant, Refusal, SimAsset, SimMaster, World, new_id};
 use crate::config::Switches;
 use mux::types::{Asset, AssetStatus, MasterAccess, MasterStatus, MasterUrl};
 
+/// What a download of the master may serve now.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub seed: u64,
+    /// The master's final size (its content depends on it: the `mdat` header, the `moov`).
+    pub size: u64,
+    /// How much of it is written now: a prefix while it grows.
+    pub length: u64,
+    /// With `master_validators`: an `ETag` and a `Last-Modified` that change as it grows.
+    pub validators: Option<Validators>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: String,
+    pub last_modified: String,
+}
+
+/// Unix milliseconds as an HTTP date (`Tue, 01 Dec 2026 09:00:00 GMT`).
+fn http_date(unix_ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(unix_ms)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .strftime("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
+}
+
 impl World {
     /// `PUT /video/v1/assets/{id}/master-access`.
     pub fn put_master_access(
@@ -79,7 +105,7 @@ impl World {
             Some(_) => Vec::new(),
         }
     }
-    /// Checks a download URL's key and signature: `Some((seed, length now))` if it works.
+    /// Checks a download URL's key and signature: what may be served if it works.
     pub fn authorize_download(
         &mut self,
         id: &str,
@@ -87,7 +113,7 @@ impl World {
         signature: &str,
         now: Instant,
         sw: &Switches,
-    ) -> Option<(u64, u64)> {
+    ) -> Option<Served> {
         self.advance(now, sw);
         let expected = self.sign(id, skid);
         let asset = self.assets.get(id)?;
@@ -103,21 +129,47 @@ impl World {
         {
             return None;
         }
-        Some((asset.seed, self.current_length(asset, now, sw)))
+        let (length, since) = self.written(asset, now, sw);
+        let validators = sw.master_validators.then(|| Validators {
+            etag: format!("\"{:016x}-{length}\"", asset.seed),
+            last_modified: http_date(self.unix_ms(since)),
+        });
+        Some(Served {
+            seed: asset.seed,
+            size: asset.size,
+            length,
+            validators,
+        })
     }
 
-    /// The master's length now: short of the final size while it still grows.
+    /// The master's length now: short of the final size while it is still written.
     pub(super) fn current_length(&self, asset: &SimAsset, now: Instant, sw: &Switches) -> u64 {
+        self.written(asset, now, sw).0
+    }
+
+    /// How much of the master is written now, and since when that length holds. After
+    /// `ready` it stays at `growth_initial_fraction` for `growth_pause`, then grows to its
+    /// size over `growth`; `master_truncate` bytes of its end are never written.
+    fn written(&self, asset: &SimAsset, now: Instant, sw: &Switches) -> (u64, Instant) {
         let ready_at = asset.master.as_ref().and_then(|m| m.ready_at);
-        match ready_at {
-            Some(ready_at) if !sw.growth.is_zero() && now < ready_at + sw.growth => {
-                let progress = (now - ready_at).as_secs_f64() / sw.growth.as_secs_f64();
-                let share =
-                    sw.growth_initial_fraction + (1.0 - sw.growth_initial_fraction) * progress;
-                ((asset.size as f64) * share.clamp(0.0, 1.0)) as u64
-            }
-            _ => asset.size,
-        }
+        let whole = asset.size.saturating_sub(sw.master_truncate);
+        let still = sw.growth.is_zero() && sw.growth_pause.is_zero();
+        let Some(ready_at) = ready_at.filter(|_| !still) else {
+            return (whole, ready_at.unwrap_or(now).min(now));
+        };
+        let growing_from = ready_at + sw.growth_pause;
+        let grown_at = growing_from + sw.growth;
+        let initial = ((asset.size as f64) * sw.growth_initial_fraction.clamp(0.0, 1.0)) as u64;
+        let (length, since) = if now >= grown_at {
+            (asset.size, grown_at)
+        } else if now < growing_from {
+            (initial, ready_at)
+        } else {
+            let progress = (now - growing_from).as_secs_f64() / sw.growth.as_secs_f64();
+            let grown = ((asset.size - initial) as f64 * progress) as u64;
+            (initial + grown, now)
+        };
+        (length.min(whole), since)
     }
 
     pub(super) fn sign(&self, id: &str, skid: &str) -> String {
@@ -218,5 +270,54 @@ mod tests {
             )
             .unwrap();
         assert_ne!(renewed.master_url(), Some(&first));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_master_being_written_pauses_grows_and_its_validators_follow() {
+        let mut sw = Switches {
+            master_prepare_delay: Duration::ZERO,
+            growth_initial_fraction: 0.5,
+            growth_pause: Duration::from_secs(5),
+            growth: Duration::from_secs(10),
+            master_validators: true,
+            ..switches()
+        };
+        let mut world = World::new("http://sim".into());
+        let t0 = Instant::now();
+        let seed = AssetSeed {
+            size: Some(1000),
+            master_access: Some(MasterAccess::Temporary),
+            ..Default::default()
+        };
+        let (asset, _) = world.seed_asset(seed, t0, &sw).unwrap();
+        let url = world
+            .view(&asset.id)
+            .unwrap()
+            .master_url()
+            .cloned()
+            .unwrap();
+        let query = url.expose().split_once('?').unwrap().1.to_owned();
+        let param = |name: &str| {
+            let pair = query.split('&').find(|p| p.starts_with(name)).unwrap();
+            pair.split_once('=').unwrap().1.to_owned()
+        };
+        let (skid, signature) = (param("skid"), param("signature"));
+        let mut at = |secs: u64, sw: &Switches| {
+            let now = t0 + Duration::from_secs(secs);
+            world
+                .authorize_download(&asset.id, &skid, &signature, now, sw)
+                .unwrap()
+        };
+        let (paused, still_paused) = (at(1, &sw), at(4, &sw));
+        assert_eq!((paused.length, still_paused.length), (500, 500));
+        assert_eq!(paused.validators, still_paused.validators);
+        let growing = at(10, &sw);
+        assert_eq!((growing.length, growing.size), (750, 1000));
+        assert_ne!(growing.validators, paused.validators);
+        assert_eq!(at(15, &sw).length, 1000);
+        sw.master_truncate = 100;
+        assert_eq!(at(16, &sw).length, 900);
+        sw.master_validators = false;
+        assert_eq!(at(16, &sw).validators, None);
     }
 }

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 
 use mux::types::{Asset, AssetErrors, AssetStatus, LiveStreamStatus, MasterAccess, MasterStatus};
 
+pub use master::{Served, Validators};
 pub use seeding::{AssetSeed, LiveStreamSeed};
 
 /// An event for the webhook deliverer: what Mux would POST.
@@ -128,6 +129,8 @@ pub struct World {
     pub master_base: String,
     /// The origin of the `*_ms` times the admin API shows (the request log's too).
     started: Instant,
+    /// `started` in Unix milliseconds: instants on the world's clock become wall times.
+    started_unix_ms: i64,
 }
 
 /// A new random ID in Mux's style (letters and digits).
@@ -164,6 +167,7 @@ impl World {
             signing_key,
             master_base,
             started: Instant::now(),
+            started_unix_ms: unix_ms_now(),
         }
     }
 

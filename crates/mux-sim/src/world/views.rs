@@ -4,11 +4,17 @@
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::{Event, Page, Refusal, World, unix_ms_now};
+use super::{Event, Page, Refusal, World};
 use crate::config::Switches;
 use mux::types::{Asset, AssetStatus, LiveStream, Master, MasterStatus};
 
 impl World {
+    /// An instant of the world's clock in Unix milliseconds.
+    pub(super) fn unix_ms(&self, instant: Instant) -> i64 {
+        let since_start = instant.saturating_duration_since(self.started).as_millis() as i64;
+        self.started_unix_ms + since_start
+    }
+
     pub fn view_checked(
         &mut self,
         id: &str,
@@ -103,7 +109,7 @@ impl World {
             // When the master turned (or turns) ready: on the request log's clock, and in
             // Unix milliseconds, so tests can time what follows.
             "master_ready_at_ms": master_ready.map(|t| t.saturating_duration_since(self.started).as_millis() as u64),
-            "master_ready_unix_ms": master_ready.filter(|t| *t <= now).map(|t| unix_ms_now() - (now - t).as_millis() as i64),
+            "master_ready_unix_ms": master_ready.filter(|t| *t <= now).map(|t| self.unix_ms(t)),
         }))
     }
 
