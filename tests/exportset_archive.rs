@@ -1,5 +1,5 @@
 //! A MasterExportSet with an S3 destination: every asset archived in MinIO through copy Jobs
-//! (run as local processes, as a node would), verified against mux-sim's digest and size, never
+//! (on the real node when there is one, else played as local processes), verified against mux-sim's digest and size, never
 //! more than `maxInFlight` children (nor copy Jobs) at work at once, and a manifest beside the
 //! archive whose every line matches mux-sim.
 
@@ -138,7 +138,7 @@ async fn a_set_archives_every_asset_verified_never_more_than_max_in_flight() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     eprintln!(
-        "{ASSETS} assets archived in {:?} by {} Jobs; at most {} in flight, {} Jobs running",
+        "{ASSETS} assets archived in {:?} ({} Jobs played); at most {} in flight, {} Jobs running",
         started.elapsed(),
         ran.load(std::sync::atomic::Ordering::SeqCst),
         most.0,
