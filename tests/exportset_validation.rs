@@ -173,3 +173,33 @@ async fn errored_assets_are_skipped_and_a_failed_child_is_named() {
     let (ready, _, _) = set_condition(&set, "Ready").unwrap();
     assert_eq!(ready, "False");
 }
+
+#[tokio::test]
+async fn a_set_whose_children_all_fail_stops_after_one_pipeline_of_them() {
+    let world = world("set-halt").await;
+    world
+        .seed_assets(5, json!({"size": 1000, "fail_master": true}))
+        .await;
+    let spec = json!({"credentialsSecretRef": {"name": "mux"}, "maxInFlight": 2});
+    create_set(&world, "doomed", spec).await.unwrap();
+    let set = wait_set(&world, "doomed", "halted", TIMEOUT, |s| {
+        set_condition(s, "Stalled")
+            .is_some_and(|(st, _, m)| st == "True" && m.contains("no more children"))
+    })
+    .await;
+    let status = set.status.clone().unwrap();
+    assert_eq!(
+        (status.counts.failed, status.counts.waiting),
+        (2, 3),
+        "{status:?}"
+    );
+    assert_eq!(
+        children(&world, &set).await.len(),
+        2,
+        "not one child more than the failed pipeline"
+    );
+    assert!(
+        set_condition(&set, "Reconciling").is_none(),
+        "a halted set is not progressing"
+    );
+}
