@@ -31,6 +31,8 @@ enum Command {
     Copy(Box<copy::CopyArgs>),
     /// Print one MasterExport per asset of the environment (YAML), for GitOps repositories.
     ExportManifests(Box<mux_master_operator::exportset::manifests::ExportManifestsArgs>),
+    /// Re-hash every object a MasterExportSet's manifest lists, against it.
+    VerifyManifest(Box<mux_master_operator::exportset::verify::VerifyManifestArgs>),
     /// Print a CustomResourceDefinition as YAML (MasterExport unless `--kind` says otherwise).
     Crd {
         #[arg(long, default_value = "MasterExport", value_parser = ["MasterExport", "MasterExportSet"])]
@@ -52,6 +54,7 @@ async fn main() -> ExitCode {
             }
         },
         Command::Copy(args) => copy::run(*args).await,
+        Command::VerifyManifest(args) => mux_master_operator::exportset::verify::run(*args).await,
         Command::ExportManifests(args) => {
             mux_master_operator::exportset::manifests::run(*args).await
         }

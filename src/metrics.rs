@@ -53,6 +53,8 @@ pub struct Metrics {
     pub webhook_refused: Family<ReasonLabels, Counter>,
     /// Seconds from a webhook's arrival to the status written in answer.
     pub webhook_to_status_seconds: Histogram,
+    /// MasterExportSets' counts (`set_assets`, `set_bytes_archived`).
+    pub sets: crate::exportset::metrics::SetGauges,
     expiries: Expiries,
 }
 
@@ -103,6 +105,8 @@ impl Default for Metrics {
         );
         let expiries: Expiries = Arc::default();
         registry.register_collector(Box::new(ExpiryCollector(expiries.clone())));
+        let sets = crate::exportset::metrics::SetGauges::default();
+        registry.register_collector(Box::new(sets.clone()));
         Self {
             registry: Arc::new(registry),
             reconciles,
@@ -112,6 +116,7 @@ impl Default for Metrics {
             webhook_events,
             webhook_refused,
             webhook_to_status_seconds,
+            sets,
             expiries,
         }
     }

@@ -1,8 +1,6 @@
-//! MasterExportSet on the real apiserver with mux-sim: a whole environment exported under
-//! `maxInFlight`, new assets picked up on rescan, deleted ones' children kept.
-//!
-//! The operator process reconciles the children (MasterExports); the set controller runs in
-//! this process (`start_set_controller`), the same code the operator runs.
+//! MasterExportSet on the real apiserver with mux-sim and the operator process: a whole
+//! environment exported under `maxInFlight`, new assets picked up on rescan and at once on a
+//! webhook, deleted ones' children kept.
 
 use testenv::fixtures as support;
 
@@ -10,24 +8,22 @@ use std::time::Duration;
 
 use kube::ResourceExt;
 use mux_master_operator::exportset::children::ASSET_DELETED_ANNOTATION;
-use mux_master_operator::exportset::reconcile::SetContext;
 use mux_master_operator::resource::{MasterExport, Phase};
 use serde_json::json;
 use support::World;
 use support::exportset::{
-    children, create_set, install_set_crd, set_condition, set_is_ready, start_set_controller,
-    wait_set,
+    children, create_set, install_set_crd, set_condition, set_is_ready, wait_set,
 };
 
-/// Mux's limits raised for the test (mux-sim, the operator, the set controller alike).
+/// Mux's limits raised for the test (mux-sim and the operator alike).
 const RATE: &str = "1000";
 
 async fn world(prefix: &str) -> World {
-    world_and_context(prefix).await.0
+    world_with(prefix, &[], &[]).await
 }
 
-async fn world_and_context(prefix: &str) -> (World, std::sync::Arc<SetContext>) {
-    let sim = [
+async fn world_with(prefix: &str, sim_extra: &[&str], operator_extra: &[&str]) -> World {
+    let mut sim = vec![
         "--master-prepare-delay",
         "200ms",
         "--other-rate",
@@ -35,7 +31,8 @@ async fn world_and_context(prefix: &str) -> (World, std::sync::Arc<SetContext>) 
         "--other-burst",
         RATE,
     ];
-    let operator = [
+    sim.extend_from_slice(sim_extra);
+    let mut operator = vec![
         "--poll-min",
         "100ms",
         "--mux-other-rate",
@@ -45,10 +42,10 @@ async fn world_and_context(prefix: &str) -> (World, std::sync::Arc<SetContext>) 
         "--concurrency",
         "32",
     ];
+    operator.extend_from_slice(operator_extra);
     let world = World::new(prefix, &sim, &operator).await;
     install_set_crd(&world.client).await;
-    let ctx = start_set_controller(&world, 1000.0);
-    (world, ctx)
+    world
 }
 
 fn is_exported(child: &MasterExport) -> bool {
@@ -174,11 +171,38 @@ async fn a_rescan_picks_up_a_new_asset_and_keeps_the_child_of_a_deleted_one() {
     assert_eq!(after.len(), 4);
     let (status, reason, _) = set_condition(&set, "Ready").unwrap();
     assert_eq!((status.as_str(), reason.as_str()), ("True", "Exported"));
+
+    // The same counts on /metrics.
+    let addr = world.operator.as_ref().unwrap().metrics_addr().await;
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let ns = &world.namespace;
+    for (state, n) in [("done", 3), ("deleted", 1), ("in_flight", 0), ("total", 3)] {
+        let series = format!(
+            "mux_master_operator_set_assets{{namespace=\"{ns}\",set=\"rescan\",state=\"{state}\"}} {n}"
+        );
+        assert!(text.contains(&series), "{series} missing from:\n{text}");
+    }
 }
 
 #[tokio::test]
 async fn an_asset_ready_webhook_makes_the_set_list_again_long_before_its_interval() {
-    let (world, ctx) = world_and_context("set-webhook").await;
+    let world = world_with(
+        "set-webhook",
+        &["--webhook-secret", "whsec-sim"],
+        &[
+            "--webhook-addr",
+            "127.0.0.1:0",
+            "--webhook-secrets",
+            "whsec-sim",
+        ],
+    )
+    .await;
+    world.deliver_webhooks_to_operator().await;
     world.seed_assets(2, json!({"size": 1000})).await;
     let spec = json!({"credentialsSecretRef": {"name": "mux"}, "rescanInterval": "1h"});
     create_set(&world, "hooked", spec).await.unwrap();
@@ -187,10 +211,11 @@ async fn an_asset_ready_webhook_makes_the_set_list_again_long_before_its_interva
         set_is_ready(s) && s.status.as_ref().is_some_and(|st| st.counts.done == 2)
     })
     .await;
-    let late = world.seed_assets(1, json!({"size": 1000})).await.remove(0);
-    // Not a prompt: the set keeps its listing.
-    assert!(!ctx.on_webhook("video.asset.master.ready"));
-    assert!(ctx.on_webhook("video.asset.ready"));
+    // An upload: preparing, then ready, and mux-sim sends `video.asset.ready`.
+    let late = world
+        .seed_assets(1, json!({"size": 1000, "status": "preparing"}))
+        .await
+        .remove(0);
     let set = wait_set(
         &world,
         "hooked",

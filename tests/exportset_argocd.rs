@@ -10,9 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::World;
 use support::argocd::health;
-use support::exportset::{
-    create_set, install_set_crd, set_condition, set_is_ready, start_set_controller, wait_set,
-};
+use support::exportset::{create_set, install_set_crd, set_condition, set_is_ready, wait_set};
 
 fn check_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/argocd/masterexport.io/MasterExportSet")
@@ -79,7 +77,6 @@ async fn the_set_health_check_reads_what_the_set_controller_writes() {
     .await;
     install_set_crd(&world.client).await;
     world.seed_assets(2, json!({"size": 1000})).await;
-    start_set_controller(&world, 50.0);
     let timeout = Duration::from_secs(60);
     create_set(
         &world,

@@ -11,8 +11,7 @@ use kube::ResourceExt;
 use serde_json::json;
 use support::World;
 use support::exportset::{
-    children, create_raw_set, create_set, install_set_crd, set_condition, start_set_controller,
-    wait_set,
+    children, create_raw_set, create_set, install_set_crd, set_condition, wait_set,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -98,7 +97,6 @@ async fn the_apiserver_refuses_unknown_placeholders_and_patterns_without_the_ass
 async fn a_time_format_the_controller_cannot_write_stalls_the_set_before_any_child_is_made() {
     let world = world("set-badtime").await;
     world.seed_assets(2, json!({"size": 1000})).await;
-    start_set_controller(&world, 50.0);
     // Accepted by the apiserver (its characters are allowed), refused by the controller, which
     // tries the format: `%Q` is no strftime conversion.
     create_set(
@@ -133,7 +131,6 @@ async fn errored_assets_are_skipped_and_a_failed_child_is_named() {
         .remove(0);
     let errored = world.seed_assets(1, json!({"size": 1000})).await.remove(0);
     world.admin.error_asset(&errored).await.unwrap();
-    start_set_controller(&world, 50.0);
     create_set(
         &world,
         "mixed",
@@ -175,4 +172,34 @@ async fn errored_assets_are_skipped_and_a_failed_child_is_named() {
     assert!(message.contains(&failed), "{message}");
     let (ready, _, _) = set_condition(&set, "Ready").unwrap();
     assert_eq!(ready, "False");
+}
+
+#[tokio::test]
+async fn a_set_whose_children_all_fail_stops_after_one_pipeline_of_them() {
+    let world = world("set-halt").await;
+    world
+        .seed_assets(5, json!({"size": 1000, "fail_master": true}))
+        .await;
+    let spec = json!({"credentialsSecretRef": {"name": "mux"}, "maxInFlight": 2});
+    create_set(&world, "doomed", spec).await.unwrap();
+    let set = wait_set(&world, "doomed", "halted", TIMEOUT, |s| {
+        set_condition(s, "Stalled")
+            .is_some_and(|(st, _, m)| st == "True" && m.contains("no more children"))
+    })
+    .await;
+    let status = set.status.clone().unwrap();
+    assert_eq!(
+        (status.counts.failed, status.counts.waiting),
+        (2, 3),
+        "{status:?}"
+    );
+    assert_eq!(
+        children(&world, &set).await.len(),
+        2,
+        "not one child more than the failed pipeline"
+    );
+    assert!(
+        set_condition(&set, "Reconciling").is_none(),
+        "a halted set is not progressing"
+    );
 }

@@ -205,6 +205,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         poll_max: args.poll_max,
         ..Settings::default()
     };
+    // MasterExportSets: their own controller, sharing the Mux clients (so each token's limiter).
+    let sets = Arc::new(
+        crate::exportset::reconcile::SetContext::new(client.clone(), mux.clone())
+            .with_gauges(metrics.sets.clone()),
+    );
     let webhooks_on = args.webhook_addr.is_some();
     let wakeups = Arc::new(Wakeups::new(webhooks_on, args.webhook_stale_after));
     if let Some(addr) = args.webhook_addr {
@@ -225,7 +230,9 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             .map_err(|source| RunError::Serve { addr, source })?;
         tracing::info!(addr = %bound, path = webhooks::PATH, "serving Mux webhooks");
         let sink_wakeups = wakeups.clone();
+        let sink_sets = sets.clone();
         let sink: webhooks::EventSink = Arc::new(move |event, received| {
+            sink_sets.on_webhook(&event.kind);
             let woken = sink_wakeups.on_event(event, received);
             tracing::debug!(kind = %event.kind, object = %event.object.id, woken, "webhook");
         });
@@ -264,6 +271,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         args.namespaces.iter().cloned().map(Some).collect()
     };
     let mut controllers = Vec::new();
+    controllers.push(crate::exportset::run::run_with(sets, scopes.clone()).boxed());
     let mut stores = Vec::new();
     for scope in scopes {
         let api: Api<MasterExport> = match &scope {

@@ -54,6 +54,16 @@ pub struct Plan {
     pub failed: Vec<String>,
     /// Children whose asset is gone from Mux (sorted): kept, and marked.
     pub gone: Vec<String>,
+    /// No child is admitted because too many failed (see [`failing_fast`]).
+    pub halted: bool,
+}
+
+/// A set whose children fail more than they succeed, a whole pipeline of them, stops admitting:
+/// a wrong bucket or credentials would otherwise walk through every asset of the environment,
+/// each child failing in turn (with its copy Jobs). Deleting the failed children (once the cause
+/// is fixed) lets the set make them again and go on.
+pub fn failing_fast(failed: u32, done: u32, max_in_flight: u32) -> bool {
+    failed >= max_in_flight && failed > done
 }
 
 /// Plans one reconcile. `admit` is false while the set is suspended.
@@ -97,7 +107,8 @@ pub fn plan(scan: &Scan, children: &[Child], max_in_flight: u32, admit: bool) ->
         }
     }
     let free = max_in_flight.saturating_sub(plan.counts.in_flight) as usize;
-    if admit {
+    plan.halted = failing_fast(plan.counts.failed, plan.counts.done, max_in_flight);
+    if admit && !plan.halted {
         plan.create = ready
             .values()
             .take(free)
@@ -255,13 +266,40 @@ mod tests {
     }
 
     #[test]
+    fn a_set_failing_more_than_succeeding_stops_admitting() {
+        let cases = [
+            // (failed, done, maxInFlight, halted)
+            (2, 0, 3, false),
+            (3, 0, 3, true),
+            (3, 3, 3, false),
+            (10, 50, 3, false),
+            (4, 3, 3, true),
+        ];
+        for (failed, done, max, want) in cases {
+            assert_eq!(
+                failing_fast(failed, done, max),
+                want,
+                "{failed} {done} {max}"
+            );
+        }
+        let s = scan(ready(10), &[]);
+        let children: Vec<Child> = ["A009", "A008"]
+            .iter()
+            .map(|id| child(id, ChildState::Failed))
+            .collect();
+        let p = plan(&s, &children, 2, true);
+        assert!(p.halted && p.create.is_empty(), "{p:?}");
+        assert_eq!(p.counts.waiting, 8);
+    }
+
+    #[test]
     fn failed_children_are_named_in_order() {
         let s = scan(ready(3), &[]);
         let children = [
             child("A002", ChildState::Failed),
             child("A000", ChildState::Failed),
         ];
-        let p = plan(&s, &children, 1, true);
+        let p = plan(&s, &children, 3, true);
         assert_eq!(p.failed, vec!["set-a000", "set-a002"]);
         assert_eq!(p.create, vec!["A001"]);
     }

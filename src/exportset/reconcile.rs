@@ -18,6 +18,7 @@ use serde_json::json;
 use super::children::{self, ASSET_DELETED_ANNOTATION, SET_UID_LABEL};
 use super::discovery::{self, Scanned};
 use super::manifest;
+use super::metrics::SetGauges;
 use super::pattern::Pattern;
 use super::plan::{self, Plan};
 use super::rescan::{self, Freshness};
@@ -49,6 +50,8 @@ pub struct SetContext {
     rescan_requested: Mutex<Option<Timestamp>>,
     /// Wakes every set of each controller (see `run`).
     wake: Mutex<Vec<futures::channel::mpsc::UnboundedSender<()>>>,
+    /// The counts `/metrics` shows.
+    gauges: SetGauges,
 }
 
 impl SetContext {
@@ -59,7 +62,19 @@ impl SetContext {
             scans: Mutex::default(),
             rescan_requested: Mutex::default(),
             wake: Mutex::default(),
+            gauges: SetGauges::default(),
         }
+    }
+
+    /// The gauges the sets' counts are published in.
+    pub fn gauges(&self) -> SetGauges {
+        self.gauges.clone()
+    }
+
+    /// Publishes each set's counts in these gauges (the operator's `/metrics`).
+    pub fn with_gauges(mut self, gauges: SetGauges) -> Self {
+        self.gauges = gauges;
+        self
     }
 
     /// A webhook of type `kind` arrived: if an asset appeared or went, every set lists its
@@ -83,11 +98,12 @@ impl SetContext {
 }
 
 pub async fn reconcile(set: Arc<MasterExportSet>, ctx: Arc<SetContext>) -> Result<Action, Error> {
+    let namespace = set.namespace().unwrap_or_default();
     if set.metadata.deletion_timestamp.is_some() {
         // The garbage collector deletes the children (each revokes its access as it goes).
+        ctx.gauges.forget(&namespace, &set.name_any());
         return Ok(Action::await_change());
     }
-    let namespace = set.namespace().unwrap_or_default();
     let uid = set.uid().unwrap_or_default();
     let sets: Api<MasterExportSet> = Api::namespaced(ctx.client.clone(), &namespace);
 
@@ -169,6 +185,12 @@ pub async fn reconcile(set: Arc<MasterExportSet>, ctx: Arc<SetContext>) -> Resul
         manifest: kept.status,
     };
     write_status(&sets, &set, &summary, Some(progress)).await?;
+    ctx.gauges.record(
+        &namespace,
+        &set.name_any(),
+        &plan.counts,
+        plan.bytes_archived,
+    );
 
     let mut next = until_rescan;
     if work_left {

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 use mux::MuxClients;
 
 use super::children::SET_UID_LABEL;
@@ -39,8 +39,16 @@ pub async fn run_with(ctx: Arc<SetContext>, scopes: Vec<Option<String>>) {
         };
         let (reader, writer) = reflector::store();
         // Our own status writes must not wake us: spec changes (generation) do, and children.
+        let gauges = ctx.gauges();
         let objects = watcher(sets, watcher::Config::default().any_semantic())
             .default_backoff()
+            .map_ok(move |event| {
+                // A deleted set is never reconciled again: its series go here.
+                if let watcher::Event::Delete(set) = &event {
+                    gauges.forget(&set.namespace().unwrap_or_default(), &set.name_any());
+                }
+                event
+            })
             .reflect(writer)
             .applied_objects()
             .predicate_filter(predicates::generation, Default::default());

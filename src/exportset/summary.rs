@@ -67,11 +67,16 @@ pub fn summarize(
         if plan.failed.len() > NAMED {
             names.push_str(&format!(" and {} more", plan.failed.len() - NAMED));
         }
+        let halted = if plan.halted {
+            "; no more children are made while more fail than succeed: fix the cause, then delete the failed children"
+        } else {
+            ""
+        };
         return Summary {
             ready: false,
             reason: "ChildrenFailed".into(),
-            message: format!("{message}; failed: {names}"),
-            reconciling: working && !suspended,
+            message: format!("{message}; failed: {names}{halted}"),
+            reconciling: working && !suspended && !plan.halted,
             stalled: true,
         };
     }
@@ -161,6 +166,18 @@ mod tests {
             s.message,
             "8/20 archived and verified, 12 failed, 2 skipped (errored in Mux); failed: \
              set-00, set-01, set-02, set-03, set-04, set-05, set-06, set-07, set-08, set-09 and 2 more"
+        );
+    }
+
+    #[test]
+    fn a_halted_set_says_why_and_what_to_do() {
+        let mut p = plan(counts(10, 8, 0, 0, 2), &["a", "b"]);
+        p.halted = true;
+        let s = summarize(&p, true, false, None);
+        assert!(
+            s.stalled && s.message.contains("delete the failed children"),
+            "{}",
+            s.message
         );
     }
 

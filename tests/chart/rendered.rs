@@ -160,9 +160,16 @@ fn cluster_mode_grants_what_the_operator_does_and_nothing_more() {
     let objects = render(&json!({}));
     let grants = grants(&objects, "mmo-mux-master-operator");
     let expected: BTreeSet<_> = [
-        ("masterexport.io", "masterexports", "get list watch patch"),
+        (
+            "masterexport.io",
+            "masterexports",
+            "get list watch create patch",
+        ),
         ("masterexport.io", "masterexports/status", "patch"),
         ("masterexport.io", "masterexports/finalizers", "update"),
+        ("masterexport.io", "masterexportsets", "get list watch"),
+        ("masterexport.io", "masterexportsets/status", "patch"),
+        ("masterexport.io", "masterexportsets/finalizers", "update"),
         ("", "secrets", "get create patch"),
         ("events.k8s.io", "events", "create patch"),
         ("", "events", "create patch"),
@@ -229,7 +236,7 @@ fn namespaced_mode_grants_nothing_cluster_wide() {
         );
         assert_eq!(
             role["rules"],
-            json!([{"apiGroups": ["masterexport.io"], "resources": ["masterexports"],
+            json!([{"apiGroups": ["masterexport.io"], "resources": ["masterexports", "masterexportsets"],
                     "verbs": ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]}])
         );
     }

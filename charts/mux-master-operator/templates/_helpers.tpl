@@ -99,14 +99,25 @@ The operator's permissions on the namespaces it reconciles: what the controller 
   termination message.
 */}}
 {{- define "mmo.namespacedRules" -}}
+# create: a MasterExportSet's children.
 - apiGroups: [masterexport.io]
   resources: [masterexports]
-  verbs: [get, list, watch, patch]
+  verbs: [get, list, watch, create, patch]
 - apiGroups: [masterexport.io]
   resources: [masterexports/status]
   verbs: [patch]
 - apiGroups: [masterexport.io]
   resources: [masterexports/finalizers]
+  verbs: [update]
+- apiGroups: [masterexport.io]
+  resources: [masterexportsets]
+  verbs: [get, list, watch]
+- apiGroups: [masterexport.io]
+  resources: [masterexportsets/status]
+  verbs: [patch]
+# The children's owner references block their set's deletion until they are gone.
+- apiGroups: [masterexport.io]
+  resources: [masterexportsets/finalizers]
   verbs: [update]
 - apiGroups: [""]
   resources: [secrets]
