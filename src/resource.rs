@@ -307,8 +307,33 @@ impl MasterExport {
             .url_secret
             .as_ref()
             .and_then(|s| s.name.clone())
-            .unwrap_or_else(|| format!("{}-master", kube::ResourceExt::name_any(self)))
+            .unwrap_or_else(|| {
+                let name = kube::ResourceExt::name_any(self);
+                format!("{}-master", shortened(&name, 253 - "-master".len()))
+            })
     }
+
+    /// The value of [`NAME_LABEL`] on what this resource makes: its name, shortened with a
+    /// digest when longer than a label value may be (63).
+    pub fn name_label(&self) -> String {
+        shortened(&kube::ResourceExt::name_any(self), 63)
+    }
+}
+
+/// The label naming the MasterExport that made an object (its URL Secret, its copy Jobs).
+pub const NAME_LABEL: &str = "masterexport.io/name";
+
+/// `name` within `max` characters: itself when it fits, else a prefix and a digest of the
+/// whole (distinct names stay distinct; the result starts and ends with a letter or digit).
+pub fn shortened(name: &str, max: usize) -> String {
+    if name.len() <= max {
+        return name.to_string();
+    }
+    use sha2::Digest;
+    let digest = hex::encode(&sha2::Sha256::digest(name.as_bytes())[..4]);
+    let keep = max.saturating_sub(digest.len() + 1).min(name.len());
+    let prefix = name[..keep].trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+    format!("{prefix}-{digest}")
 }
 
 /// The state of the archive copy.
@@ -461,6 +486,26 @@ mod tests {
         ] {
             assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
         }
+    }
+
+    #[test]
+    fn long_names_are_shortened_into_labels_and_secret_names() {
+        let spec: MasterExportSpec = serde_json::from_value(serde_json::json!({
+            "source": {"assetId": "a1"}, "credentialsSecretRef": {"name": "mux"}
+        }))
+        .unwrap();
+        let short = MasterExport::new("keynote", spec.clone());
+        assert_eq!(short.name_label(), "keynote");
+        assert_eq!(short.url_secret_name(), "keynote-master");
+        let long_name = format!("{}.{}", "a".repeat(200), "b".repeat(52));
+        let long = MasterExport::new(&long_name, spec.clone());
+        let label = long.name_label();
+        assert!(label.len() <= 63 && label.starts_with("aaa"), "{label}");
+        assert!(label.chars().last().unwrap().is_ascii_alphanumeric());
+        assert!(long.url_secret_name().len() <= 253);
+        assert!(long.url_secret_name().ends_with("-master"));
+        let other = MasterExport::new(&format!("{}.{}", "a".repeat(200), "c".repeat(52)), spec);
+        assert_ne!(other.name_label(), label, "distinct names, distinct labels");
     }
 
     #[test]

@@ -75,3 +75,45 @@ async fn a_second_export_naming_anothers_url_secret_is_refused() {
     let url = String::from_utf8(secret.data.unwrap()["url"].0.clone()).unwrap();
     assert_eq!(Some(url), master_url(&ready), "the first one's URL, kept");
 }
+
+#[tokio::test]
+async fn a_name_of_the_maximum_length_gets_its_url_secret() {
+    let world = World::new("secret-long", &["--master-prepare-delay", "200ms"], &[]).await;
+    let asset = world.admin.seed_asset(json!({"size": 1000})).await.unwrap();
+    let name = format!("{}.{}", "a".repeat(200), "b".repeat(52));
+    assert_eq!(name.len(), 253, "the Kubernetes maximum");
+    world
+        .create(
+            &name,
+            json!({"source": {"assetId": asset.id}, "credentialsSecretRef": {"name": "mux"}}),
+        )
+        .await
+        .unwrap();
+    let ready = world.wait(&name, "Ready", is_ready).await;
+    let secret_name = ready.url_secret_name();
+    let secret = world.secrets().get(&secret_name).await.unwrap();
+    let url = String::from_utf8(secret.data.unwrap()["url"].0.clone()).unwrap();
+    assert_eq!(Some(url), master_url(&ready));
+    let label = &secret.metadata.labels.unwrap()["masterexport.io/name"];
+    assert_eq!(label, &ready.name_label());
+    assert!(label.len() <= 63);
+}
+
+#[tokio::test]
+async fn a_url_secret_the_apiserver_refuses_surfaces_as_a_condition() {
+    let world = World::new("secret-invalid", &["--master-prepare-delay", "200ms"], &[]).await;
+    let asset = world.admin.seed_asset(json!({"size": 1000})).await.unwrap();
+    // The CRD bounds the length only; the apiserver refuses this name for a Secret.
+    world
+        .create("bad-name", spec(&asset.id, "Not_A_Secret_Name"))
+        .await
+        .unwrap();
+    let obj = world
+        .wait("bad-name", "a condition, not a silent retry loop", |o| {
+            condition(o, "Stalled").is_some_and(|(s, r)| s == "True" && r == "KubernetesRejected")
+        })
+        .await;
+    let message = &obj.status.as_ref().unwrap().conditions[0].message;
+    assert!(message.contains("Not_A_Secret_Name"), "{message}");
+    assert_eq!(master_url(&obj), None, "no URL without its Secret");
+}

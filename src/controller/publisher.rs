@@ -19,14 +19,13 @@ use serde_json::json;
 use super::conditions::{self, Summary};
 use super::context::{Context, FIELD_MANAGER, MANAGED_BY, owned_by};
 use super::error::Error;
-use crate::resource::{LocalObjectRef, MasterExport, MasterExportStatus};
+use crate::resource::{LocalObjectRef, MasterExport, MasterExportStatus, NAME_LABEL};
 
 const MANAGED_CONDITIONS: &[&str] = &[
     conditions::READY,
     conditions::RECONCILING,
     conditions::STALLED,
 ];
-pub const NAME_LABEL: &str = "masterexport.io/name";
 
 /// The URL a status publishes.
 pub fn published_url(status: &MasterExportStatus) -> Option<String> {
@@ -249,7 +248,7 @@ pub fn url_secret(obj: &MasterExport, status: &MasterExportStatus) -> Secret {
     }
     let labels = BTreeMap::from([
         (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
-        (NAME_LABEL.to_string(), obj.name_any()),
+        (NAME_LABEL.to_string(), obj.name_label()),
     ]);
     Secret {
         metadata: ObjectMeta {

@@ -97,13 +97,15 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
     // The access wanted now: `none` once a verified copy exists, if afterCopy says so.
     let mut spec = obj.spec.clone();
     spec.access = policy::effective_access(&obj.spec, &recorded);
-    let converged = match converge(&obj, &spec, ctx, recorded, &mut publisher).await {
-        Ok((step, changed)) => copy_step(&obj, ctx, step).await.map(|s| (s, changed)),
-        Err(error) => Err(error),
-    };
+    let converged = async {
+        let (step, changed) = converge(&obj, &spec, ctx, recorded, &mut publisher).await?;
+        let mut step = copy_step(&obj, ctx, step).await?;
+        publisher.publish(&mut step.status, &step.summary).await?;
+        Ok::<_, Error>((step, changed))
+    }
+    .await;
     match converged {
-        Ok((mut step, changed_access)) => {
-            publisher.publish(&mut step.status, &step.summary).await?;
+        Ok((step, changed_access)) => {
             ctx.record_grant(&step.status);
             if changed_access && let Some(asset) = step.status.asset.as_ref() {
                 // What Mux shows for the asset changed: the others on it look again.
@@ -128,7 +130,7 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
             let failure = Failure {
                 reason,
                 stalled,
-                message: error.to_string(),
+                message: error.condition_message(),
             };
             // Over the status last recorded, not the one read at the start: that one may
             // lack the intent written since, or publish a URL withdrawn since.
@@ -139,7 +141,9 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
                 &failure,
                 with_margin(Timestamp::now()),
             );
-            if let Error::Kube(_) = error {
+            // A transient apiserver error: the status write would likely fail too; back off.
+            // A refused write (invalid, forbidden) is recorded where a person looks.
+            if matches!(error, Error::Kube(_)) && !stalled {
                 return Err(error);
             }
             publisher.publish(&mut status, &summary).await?;
@@ -253,7 +257,7 @@ async fn copy_step(obj: &MasterExport, ctx: &Context, step: Step) -> Result<Step
     });
     if let Some(job_name) = &decision.create_job {
         let job = copy_job::build_job(obj, job_name, &ctx.copy);
-        copy_job::create_exclusive(&ctx.client, &namespace, &obj.name_any(), &job).await?;
+        copy_job::create_exclusive(&ctx.client, &namespace, &obj.name_label(), &job).await?;
         let message = format!("copy Job {job_name} started");
         events::publish(obj, ctx, Note::normal("CopyStarted", message)).await;
     }
