@@ -6,7 +6,7 @@ use testenv::fixtures as support;
 
 use mux_sim::admin_client::MASTER_ACCESS_ROUTE;
 use serde_json::json;
-use support::{World, condition, is_ready, master_url};
+use support::{World, condition, eventually, is_ready, master_url};
 
 fn spec(asset_id: &str, url_secret: &str) -> serde_json::Value {
     json!({
@@ -116,4 +116,95 @@ async fn a_url_secret_the_apiserver_refuses_surfaces_as_a_condition() {
     let message = &obj.status.as_ref().unwrap().conditions[0].message;
     assert!(message.contains("Not_A_Secret_Name"), "{message}");
     assert_eq!(master_url(&obj), None, "no URL without its Secret");
+}
+
+fn secret_url(secret: &k8s_openapi::api::core::v1::Secret) -> Option<String> {
+    let value = secret.data.as_ref()?.get("url")?;
+    String::from_utf8(value.0.clone()).ok()
+}
+
+#[tokio::test]
+async fn a_renamed_url_secret_is_written_and_the_old_one_removed() {
+    let world = World::new("secret-rename", &["--master-prepare-delay", "200ms"], &[]).await;
+    let asset = world.admin.seed_asset(json!({"size": 1000})).await.unwrap();
+    world
+        .create("moves", spec(&asset.id, "moves-old"))
+        .await
+        .unwrap();
+    let ready = world.wait("moves", "Ready", is_ready).await;
+    assert!(
+        world
+            .secrets()
+            .get_opt("moves-old")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    world
+        .api()
+        .patch(
+            "moves",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"urlSecret": {"name": "moves-new"}}})),
+        )
+        .await
+        .unwrap();
+    let secrets = world.secrets();
+    let url = master_url(&ready);
+    eventually(
+        support::TIMEOUT,
+        "the new Secret, the old one gone",
+        || async {
+            let new = secrets.get_opt("moves-new").await.unwrap();
+            let old = secrets.get_opt("moves-old").await.unwrap();
+            (new.as_ref().and_then(secret_url) == url && old.is_none()).then_some(())
+        },
+    )
+    .await;
+    let moved = world.api().get("moves").await.unwrap();
+    let reference = moved
+        .status
+        .unwrap()
+        .master
+        .unwrap()
+        .url_secret_ref
+        .unwrap();
+    assert_eq!(reference.name, "moves-new");
+}
+
+#[tokio::test]
+async fn a_url_secret_deleted_by_hand_is_restored_by_the_next_reconcile() {
+    let world = World::new("secret-restore", &["--master-prepare-delay", "200ms"], &[]).await;
+    let asset = world.admin.seed_asset(json!({"size": 1000})).await.unwrap();
+    world
+        .create(
+            "kept",
+            json!({"source": {"assetId": asset.id}, "credentialsSecretRef": {"name": "mux"}}),
+        )
+        .await
+        .unwrap();
+    let ready = world.wait("kept", "Ready", is_ready).await;
+    world
+        .secrets()
+        .delete("kept-master", &Default::default())
+        .await
+        .unwrap();
+    // A change of spec: a reconcile that asks Mux (not the fast path).
+    world
+        .api()
+        .patch(
+            "kept",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"refreshBefore": "3h"}})),
+        )
+        .await
+        .unwrap();
+    let secrets = world.secrets();
+    let url = master_url(&ready);
+    eventually(support::TIMEOUT, "the Secret restored", || async {
+        let secret = secrets.get_opt("kept-master").await.unwrap();
+        (secret.as_ref().and_then(secret_url) == url).then_some(())
+    })
+    .await;
 }
