@@ -23,7 +23,7 @@ use super::error::Error;
 use super::events::{self, Note};
 use super::mux_calls::{before_expiry, get_asset, mux_client, put_access, source_asset};
 use super::policy::{self, Failure, LiveSource, Observation, Step, with_margin};
-use super::publisher::{Publisher, published_expiry};
+use super::publisher::{self, Publisher, published_expiry, published_url};
 use crate::resource::{
     DeletionPolicy, FINALIZER, MasterExport, MasterExportSpec, MasterExportStatus, Operation,
 };
@@ -206,6 +206,10 @@ async fn converge(
         let mut intent = decision.status;
         intent.pending = Some(policy::pending(operation, Timestamp::now()));
         publisher.publish(&mut intent, &decision.summary).await?;
+        if operation == Operation::Cycle && access == MasterAccess::None {
+            // The asset's URL is about to die for every resource publishing it.
+            withdraw_shared_url(obj, ctx, &asset_id, &status).await?;
+        }
         tracing::info!(name = %obj.name_any(), asset = %asset_id, ?operation, access = access.as_str(), "changing master access");
         asset = before_expiry(&intent, put_access(&mux, &asset_id, access)).await?;
         changed = true;
@@ -219,6 +223,54 @@ async fn converge(
         message: "Mux's answers did not settle after several changes of master access".into(),
         attempts: 6,
     }))
+}
+
+/// Before turning access off to renew it, withdraws the URL from the other resources that
+/// publish the same grant (their status first, only if unchanged since read, then their
+/// Secret): none keeps publishing a URL that is about to stop working. They are woken once
+/// the fresh URL is recorded, and adopt it.
+async fn withdraw_shared_url(
+    obj: &MasterExport,
+    ctx: &Context,
+    asset_id: &str,
+    status: &MasterExportStatus,
+) -> Result<(), Error> {
+    let Some(url) = published_url(status) else {
+        return Ok(());
+    };
+    let grant = mux::types::MasterUrl::new(&url);
+    let me = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
+    for peer in ctx.wakeups.others_on(asset_id, &ObjectRef::from(obj)) {
+        let api: Api<MasterExport> = Api::namespaced(
+            ctx.client.clone(),
+            peer.namespace.as_deref().unwrap_or_default(),
+        );
+        let Some(other) = api.get_opt(&peer.name).await? else {
+            continue;
+        };
+        let mut withdrawn = other.status.clone().unwrap_or_default();
+        let Some(master) = withdrawn.master.as_mut() else {
+            continue;
+        };
+        if !master
+            .url
+            .as_deref()
+            .is_some_and(|u| policy::same_grant(u, &grant))
+        {
+            continue;
+        }
+        master.url = None;
+        master.status = crate::resource::MasterStage::Preparing;
+        withdrawn.phase = Some(crate::resource::Phase::Preparing);
+        let summary = Summary::progressing(
+            "RenewingAccess",
+            format!(
+                "MasterExport {me} renews the URL this asset's MasterExports share; the fresh one follows"
+            ),
+        );
+        publisher::withdraw_if_unchanged(&other, ctx, &withdrawn, &summary).await?;
+    }
+    Ok(())
 }
 
 /// The archive copy: observe the current Job, let the copy policy decide, start the Job it
