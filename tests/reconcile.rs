@@ -61,6 +61,7 @@ impl InProcess {
                 },
                 deletion_timeout: Duration::from_secs(600),
                 webhook_poll: Duration::from_secs(120),
+                url_in_status: true,
                 copy: CopySettings::default(),
             },
         );

@@ -208,3 +208,105 @@ async fn a_url_secret_deleted_by_hand_is_restored_by_the_next_reconcile() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn with_url_in_status_off_the_url_is_in_the_secret_only() {
+    let world = World::new(
+        "secret-only",
+        &["--master-prepare-delay", "200ms"],
+        &["--url-in-status=false"],
+    )
+    .await;
+    let asset = world.admin.seed_asset(json!({"size": 1000})).await.unwrap();
+    world
+        .create(
+            "quiet",
+            json!({"source": {"assetId": asset.id}, "credentialsSecretRef": {"name": "mux"}}),
+        )
+        .await
+        .unwrap();
+    let ready = world.wait("quiet", "Ready", is_ready).await;
+    let status = ready.status.clone().unwrap();
+    assert_eq!(master_url(&ready), None, "no URL in the status");
+    assert!(
+        !serde_json::to_string(&status)
+            .unwrap()
+            .contains("signature=")
+    );
+    assert!(status.master.unwrap().expires_at.is_some());
+    let secret = world.secrets().get("quiet-master").await.unwrap();
+    let url = secret_url(&secret).expect("the URL is in the Secret");
+    assert!(reqwest::get(&url).await.unwrap().status().is_success());
+
+    // A reconcile that asks Mux knows the URL it published: no renewal, no second grant.
+    world
+        .api()
+        .patch(
+            "quiet",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"refreshBefore": "3h"}})),
+        )
+        .await
+        .unwrap();
+    let generation = world.api().get("quiet").await.unwrap().metadata.generation;
+    world
+        .wait("quiet", "the new generation observed", |o| {
+            o.status.as_ref().and_then(|s| s.observed_generation) == generation && is_ready(o)
+        })
+        .await;
+    let puts = world
+        .admin
+        .count("PUT", MASTER_ACCESS_ROUTE, Some(&asset.id), None)
+        .await
+        .unwrap();
+    assert_eq!(puts, 1);
+    let secret = world.secrets().get("quiet-master").await.unwrap();
+    assert_eq!(secret_url(&secret), Some(url), "the same URL, kept");
+}
+
+#[tokio::test]
+async fn with_url_in_status_off_an_expired_url_leaves_the_secret_on_time() {
+    let world = World::new(
+        "secret-only-expiry",
+        &["--master-prepare-delay", "200ms"],
+        &["--url-in-status=false", "--url-lifetime", "6s"],
+    )
+    .await;
+    let asset = world.admin.seed_asset(json!({"size": 1000})).await.unwrap();
+    world
+        .create(
+            "lapses",
+            json!({
+                "source": {"assetId": asset.id},
+                "credentialsSecretRef": {"name": "mux"},
+                "refreshBefore": "3s",
+            }),
+        )
+        .await
+        .unwrap();
+    world.wait("lapses", "Ready", is_ready).await;
+    // Mux goes down: no refresh can succeed, the URL runs out.
+    world
+        .admin
+        .configure(json!({"error_rate": 1.0}))
+        .await
+        .unwrap();
+    let secrets = world.secrets();
+    let last_expiry = std::sync::Mutex::new(None::<jiff::Timestamp>);
+    eventually(support::TIMEOUT, "the expired URL withdrawn", || async {
+        let secret = secrets.get("lapses-master").await.unwrap();
+        if secret_url(&secret).is_none() {
+            return Some(());
+        }
+        let data = secret.data.unwrap();
+        let expires: jiff::Timestamp = String::from_utf8(data["expiresAt"].0.clone())
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(expires > jiff::Timestamp::now(), "a URL past its expiry");
+        *last_expiry.lock().unwrap() = Some(expires);
+        None
+    })
+    .await;
+    assert!(last_expiry.lock().unwrap().is_some(), "a URL was published");
+}

@@ -211,6 +211,30 @@ impl<'a> Publisher<'a> {
         Ok(())
     }
 
+    /// `status` as read, with the published URL put back from the URL Secret when the URL is
+    /// published there only (`--url-in-status=false`): the decisions need it.
+    pub async fn with_stored_url(
+        &mut self,
+        mut status: MasterExportStatus,
+    ) -> Result<MasterExportStatus, Error> {
+        let published = status
+            .master
+            .as_ref()
+            .is_some_and(|m| m.url.is_none() && m.status == crate::resource::MasterStage::Ready);
+        if self.ctx.url_in_status || !published {
+            return Ok(status);
+        }
+        let secret = self.secret().await?;
+        if secret.ours
+            && let Some(url) = secret.data.get("url")
+            && let Some(master) = status.master.as_mut()
+        {
+            master.url = Some(String::from_utf8_lossy(&url.0).into_owned());
+        }
+        self.recorded = status.clone();
+        Ok(status)
+    }
+
     /// The status as last recorded by this reconcile (or as read, if it wrote none).
     pub fn recorded(&self) -> &MasterExportStatus {
         &self.recorded
@@ -249,7 +273,8 @@ fn attach_secret_ref(obj: &MasterExport, status: &mut MasterExportStatus) {
     }
 }
 
-/// Writes the whole status by server-side apply: fields the status no longer has (a
+/// Writes the whole status by server-side apply (without the URL when it is published in the
+/// Secret only; the status returned still has it, as the reconcile knows it): fields the status no longer has (a
 /// settled `pending`, a withdrawn `url`) are removed, which a merge patch would not do.
 /// With `precondition`, the write applies only if the resource is still at that
 /// resourceVersion (a 409 otherwise). Returns the status written.
@@ -270,10 +295,17 @@ async fn apply_status(
         obj.meta().generation,
         &Time(Timestamp::now()),
     );
+    let mut written = status.clone();
+    if !ctx.url_in_status
+        && let Some(master) = written.master.as_mut()
+    {
+        // Published in the URL Secret only (`--url-in-status=false`).
+        master.url = None;
+    }
     let mut patch = json!({
         "apiVersion": "masterexport.io/v1alpha1",
         "kind": "MasterExport",
-        "status": status,
+        "status": written,
     });
     if let Some(version) = precondition {
         patch["metadata"] = json!({ "resourceVersion": version });

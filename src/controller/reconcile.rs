@@ -76,6 +76,7 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::await_change());
     }
     let mut publisher = Publisher::new(&obj, ctx, &previous);
+    let previous = publisher.with_stored_url(previous).await?;
     // A webhook about this resource's asset: ask Mux, whatever the status says.
     let poked = ctx.wakeups.take_poke(&ObjectRef::from(&*obj));
     if poked.is_none() && policy::can_skip_mux(&obj.spec, &previous, obj.meta().generation, now) {
@@ -248,7 +249,10 @@ async fn withdraw_shared_url(
         let Some(other) = api.get_opt(&peer.name).await? else {
             continue;
         };
-        let mut withdrawn = other.status.clone().unwrap_or_default();
+        let read = other.status.clone().unwrap_or_default();
+        let mut withdrawn = Publisher::new(&other, ctx, &read)
+            .with_stored_url(read)
+            .await?;
         let Some(master) = withdrawn.master.as_mut() else {
             continue;
         };
