@@ -91,12 +91,22 @@ impl<'a> Publisher<'a> {
         Ok(Api::namespaced(self.ctx.client.clone(), &namespace))
     }
 
+    /// Whether this resource is the Secret's controller, or its predecessor of the same name
+    /// was (deleted and recreated before the garbage collector removed the Secret: the
+    /// operator made it for this name, and names are unique in a namespace).
     fn owns(&self, meta: &ObjectMeta) -> bool {
         let uid = self.obj.uid().unwrap_or_default();
+        let name = self.obj.name_any();
         meta.owner_references
             .iter()
             .flatten()
-            .any(|o| o.controller == Some(true) && o.uid == uid)
+            .filter(|o| o.controller == Some(true))
+            .any(|o| {
+                o.uid == uid
+                    || (o.kind == "MasterExport"
+                        && o.api_version.starts_with("masterexport.io/")
+                        && o.name == name)
+            })
     }
 
     /// The URL Secret as it is (read once per reconcile): a Secret deleted or edited by hand
