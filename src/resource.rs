@@ -9,6 +9,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+mod copy_status;
+
+pub use copy_status::{CopyPhase, CopyReason};
+
 pub const GROUP: &str = "masterexport.io";
 pub const FINALIZER: &str = "masterexport.io/finalizer";
 
@@ -307,8 +311,33 @@ impl MasterExport {
             .url_secret
             .as_ref()
             .and_then(|s| s.name.clone())
-            .unwrap_or_else(|| format!("{}-master", kube::ResourceExt::name_any(self)))
+            .unwrap_or_else(|| {
+                let name = kube::ResourceExt::name_any(self);
+                format!("{}-master", shortened(&name, 253 - "-master".len()))
+            })
     }
+
+    /// The value of [`NAME_LABEL`] on what this resource makes: its name, shortened with a
+    /// digest when longer than a label value may be (63).
+    pub fn name_label(&self) -> String {
+        shortened(&kube::ResourceExt::name_any(self), 63)
+    }
+}
+
+/// The label naming the MasterExport that made an object (its URL Secret, its copy Jobs).
+pub const NAME_LABEL: &str = "masterexport.io/name";
+
+/// `name` within `max` characters: itself when it fits, else a prefix and a digest of the
+/// whole (distinct names stay distinct; the result starts and ends with a letter or digit).
+pub fn shortened(name: &str, max: usize) -> String {
+    if name.len() <= max {
+        return name.to_string();
+    }
+    use sha2::Digest;
+    let digest = hex::encode(&sha2::Sha256::digest(name.as_bytes())[..4]);
+    let keep = max.saturating_sub(digest.len() + 1).min(name.len());
+    let prefix = name[..keep].trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+    format!("{prefix}-{digest}")
 }
 
 /// The state of the archive copy.
@@ -353,87 +382,9 @@ pub struct CopyStatus {
     pub message: Option<String>,
 }
 
-/// Where a copy stands (a string in the CRD, as before this was an enum).
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum CopyPhase {
-    #[default]
-    Running,
-    Succeeded,
-    Failed,
-}
-
-/// Why a copy attempt ended: the copier's own reason ([`crate::copy::Reason`], by the same
-/// name), or what the controller saw of a Job that left no report. A string in the CRD.
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CopyReason {
-    Copied,
-    Skipped,
-    Failed,
-    BadInput,
-    UrlExpired,
-    DestinationExists,
-    VerificationFailed,
-    RetriesExhausted,
-    StoreFailed,
-    SourceFailed,
-    Interrupted,
-    /// The master was not yet a whole MP4 when the copier gave up waiting (retryable).
-    MasterIncomplete,
-    /// The Job failed and its pod left no report.
-    JobFailed,
-    /// The Job disappeared before it finished.
-    JobMissing,
-    /// The Job succeeded but its pod left no readable report (size and digest).
-    ReportMissing,
-}
-
-impl From<crate::copy::Reason> for CopyReason {
-    fn from(reason: crate::copy::Reason) -> Self {
-        use crate::copy::Reason;
-        match reason {
-            Reason::Copied => CopyReason::Copied,
-            Reason::Skipped => CopyReason::Skipped,
-            Reason::Failed => CopyReason::Failed,
-            Reason::BadInput => CopyReason::BadInput,
-            Reason::UrlExpired => CopyReason::UrlExpired,
-            Reason::DestinationExists => CopyReason::DestinationExists,
-            Reason::VerificationFailed => CopyReason::VerificationFailed,
-            Reason::RetriesExhausted => CopyReason::RetriesExhausted,
-            Reason::StoreFailed => CopyReason::StoreFailed,
-            Reason::SourceFailed => CopyReason::SourceFailed,
-            Reason::Interrupted => CopyReason::Interrupted,
-            Reason::MasterIncomplete => CopyReason::MasterIncomplete,
-        }
-    }
-}
-
-impl CopyReason {
-    /// The name, as the status and conditions carry it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CopyReason::Copied => "Copied",
-            CopyReason::Skipped => "Skipped",
-            CopyReason::Failed => "Failed",
-            CopyReason::BadInput => "BadInput",
-            CopyReason::UrlExpired => "UrlExpired",
-            CopyReason::DestinationExists => "DestinationExists",
-            CopyReason::VerificationFailed => "VerificationFailed",
-            CopyReason::RetriesExhausted => "RetriesExhausted",
-            CopyReason::StoreFailed => "StoreFailed",
-            CopyReason::SourceFailed => "SourceFailed",
-            CopyReason::MasterIncomplete => "MasterIncomplete",
-            CopyReason::Interrupted => "Interrupted",
-            CopyReason::JobFailed => "JobFailed",
-            CopyReason::JobMissing => "JobMissing",
-            CopyReason::ReportMissing => "ReportMissing",
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::copy::Reason;
 
     #[test]
     fn status_enums_serialise_as_the_strings_stored_before() {
@@ -468,14 +419,22 @@ mod tests {
     }
 
     #[test]
-    fn a_copy_reason_is_the_copiers_reason_by_the_same_name() {
-        for reason in Reason::ALL {
-            let ours = CopyReason::from(reason);
-            assert_eq!(
-                serde_json::to_value(ours).unwrap(),
-                serde_json::to_value(reason).unwrap()
-            );
-            assert_eq!(serde_json::to_value(ours).unwrap(), ours.as_str());
-        }
+    fn long_names_are_shortened_into_labels_and_secret_names() {
+        let spec: MasterExportSpec = serde_json::from_value(serde_json::json!({
+            "source": {"assetId": "a1"}, "credentialsSecretRef": {"name": "mux"}
+        }))
+        .unwrap();
+        let short = MasterExport::new("keynote", spec.clone());
+        assert_eq!(short.name_label(), "keynote");
+        assert_eq!(short.url_secret_name(), "keynote-master");
+        let long_name = format!("{}.{}", "a".repeat(200), "b".repeat(52));
+        let long = MasterExport::new(&long_name, spec.clone());
+        let label = long.name_label();
+        assert!(label.len() <= 63 && label.starts_with("aaa"), "{label}");
+        assert!(label.chars().last().unwrap().is_ascii_alphanumeric());
+        assert!(long.url_secret_name().len() <= 253);
+        assert!(long.url_secret_name().ends_with("-master"));
+        let other = MasterExport::new(&format!("{}.{}", "a".repeat(200), "c".repeat(52)), spec);
+        assert_ne!(other.name_label(), label, "distinct names, distinct labels");
     }
 }

@@ -218,3 +218,44 @@ async fn access_none_on_one_export_is_held_back_while_another_needs_the_url() {
     .await;
     assert_eq!(access(&world, &asset.id).await, "none");
 }
+
+#[tokio::test]
+async fn refreshes_of_a_shared_url_never_leave_a_dead_url_published() {
+    // Mux gives the same URL on a second PUT: each refresh turns access off and on again.
+    let world = World::new(
+        "share-refresh",
+        &["--master-prepare-delay", "200ms"],
+        &["--url-lifetime", "6s", "--poll-min", "100ms"],
+    )
+    .await;
+    let asset = world.admin.seed_asset(json!({"size": 1000})).await.unwrap();
+    for name in ["a", "b"] {
+        let mut spec = asset_spec(&asset.id);
+        spec["refreshBefore"] = json!("3s");
+        world.create(name, spec).await.unwrap();
+        wait_checking(&world, name, "Ready", None, ready_with_known_window).await;
+    }
+    let http = reqwest::Client::new();
+    let refreshes = |o: &MasterExport| o.status.clone().unwrap().master.unwrap().refreshes;
+    eventually(support::TIMEOUT, "two refreshes of each", || async {
+        let mut done = true;
+        for name in ["a", "b"] {
+            let obj = world.api().get(name).await.unwrap();
+            assert_no_expired_url(&obj);
+            if let Some(url) = master_url(&obj) {
+                let head = http.head(&url).send().await.unwrap();
+                if !head.status().is_success() {
+                    let again = world.api().get(name).await.unwrap();
+                    assert_ne!(
+                        master_url(&again),
+                        Some(url),
+                        "{name} kept a dead URL published"
+                    );
+                }
+            }
+            done &= refreshes(&obj) >= 2;
+        }
+        done.then_some(())
+    })
+    .await;
+}

@@ -130,4 +130,13 @@ async fn a_leftover_job_of_a_deleted_namesake_is_not_taken_for_the_new_ones_copy
     let job = jobs.get(&new_job).await.unwrap();
     let owner = job.owner_references()[0].uid.clone();
     assert_eq!(Some(owner), new.uid(), "the Job it watches is its own");
+    // Its predecessor's URL Secret (made by the operator for this name) is now its own.
+    let secret = world.secrets().get("keynote-master").await.unwrap();
+    let controllers: Vec<String> = secret
+        .owner_references()
+        .iter()
+        .filter(|o| o.controller == Some(true))
+        .map(|o| o.uid.clone())
+        .collect();
+    assert_eq!(controllers, vec![new.uid().unwrap()]);
 }

@@ -41,6 +41,8 @@ pub struct Options {
     pub deletion_timeout: Duration,
     /// The fallback poll while webhooks flow.
     pub webhook_poll: Duration,
+    /// Whether the URL is published in the status too, or in the URL Secret only.
+    pub url_in_status: bool,
     /// How copy Jobs are made.
     pub copy: CopySettings,
 }
@@ -56,6 +58,7 @@ pub struct Context {
     pub settings: Settings,
     pub deletion_timeout: Duration,
     pub webhook_poll: Duration,
+    pub url_in_status: bool,
     pub copy: CopySettings,
     /// When each published URL expires: the sweeper's timers and the expiry gauge.
     pub expiries: ExpiryRecord,
@@ -88,6 +91,7 @@ impl Context {
             settings: options.settings,
             deletion_timeout: options.deletion_timeout,
             webhook_poll: options.webhook_poll,
+            url_in_status: options.url_in_status,
             copy: options.copy,
             failures: Mutex::default(),
             grants: Mutex::default(),

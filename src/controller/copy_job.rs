@@ -24,7 +24,7 @@ use crate::copy::{Reason, Report};
 use crate::resource::MasterExport;
 
 pub const CONTAINER: &str = "copy";
-pub const NAME_LABEL: &str = "masterexport.io/name";
+pub use crate::resource::NAME_LABEL;
 /// Where the copier writes its result; the kubelet turns it into the termination message.
 pub const TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
 /// The copier's user and group (distroless' `nonroot`).
@@ -173,7 +173,7 @@ fn quantities(cpu: &str, memory: &str) -> BTreeMap<String, Quantity> {
 /// The copy Job: hardened, owned by the resource, the URL only by reference to its Secret.
 pub fn build_job(obj: &MasterExport, job_name: &str, settings: &CopySettings) -> Job {
     let destination = obj.spec.destination.clone().unwrap_or_default();
-    let name = obj.name_any();
+    let name = obj.name_label();
     let labels: BTreeMap<String, String> = [
         ("app.kubernetes.io/name", "mux-master-operator"),
         ("app.kubernetes.io/component", "copy"),

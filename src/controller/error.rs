@@ -50,6 +50,11 @@ impl Error {
     /// A condition reason, and whether a person must act (Stalled) or time will tell.
     pub fn reason(&self) -> (&'static str, bool) {
         match self {
+            // A write the apiserver refuses for good: retrying the same write cannot help.
+            Error::Kube(kube::Error::Api(e)) if e.code == 403 => ("KubernetesForbidden", true),
+            Error::Kube(kube::Error::Api(e)) if matches!(e.code, 400 | 422) => {
+                ("KubernetesRejected", true)
+            }
             Error::Kube(_) => ("KubernetesApiError", false),
             Error::Mux(e) if e.kind() == ErrorKind::Credentials => ("MuxCredentialsRejected", true),
             Error::Mux(e) if e.kind() == ErrorKind::BadRequest => (e.reason(), true),
@@ -68,6 +73,17 @@ impl Error {
             Error::ExpiredWhileWaiting => ("MuxRateLimited", false),
             Error::UrlSecretNotOurs(_) => ("UrlSecretNotOurs", true),
             Error::NoNamespace | Error::Finalizer(_) => ("InternalError", false),
+        }
+    }
+
+    /// The message for a condition: the error, with the apiserver's own words for a refused
+    /// write rather than its whole response.
+    pub fn condition_message(&self) -> String {
+        match self {
+            Error::Kube(kube::Error::Api(status)) => {
+                format!("the Kubernetes API refused a write: {}", status.message)
+            }
+            other => other.to_string(),
         }
     }
 
@@ -180,6 +196,16 @@ mod tests {
                 false,
             ),
         ];
+        let api = |code: u16| {
+            Error::Kube(kube::Error::Api(Box::new(
+                kube::core::Status::failure("refused", "Invalid").with_code(code),
+            )))
+        };
+        let mut cases = cases;
+        cases.push((api(422), "KubernetesRejected", true));
+        cases.push((api(403), "KubernetesForbidden", true));
+        cases.push((api(409), "KubernetesApiError", false));
+        cases.push((api(500), "KubernetesApiError", false));
         for (error, reason, stalled) in cases {
             assert_eq!(error.reason(), (reason, stalled), "{error}");
         }

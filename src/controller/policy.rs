@@ -57,6 +57,7 @@ use mux::types::{Asset, AssetStatus, MasterAccess, MasterStatus};
 
 pub use access::{can_skip_mux, copy_done, effective_access, wants_url};
 pub use failure::{Failure, drop_expired_url, failed_status, retry_after_failure, url_expired};
+pub use ready::same_grant;
 pub use source::{LiveSource, SourceLookup, asset_state, resolve_live_stream, source_lookup};
 pub use timing::{
     poll_interval, refresh_at, refresh_before, spread_seed, time, until, with_margin,

@@ -19,14 +19,13 @@ use serde_json::json;
 use super::conditions::{self, Summary};
 use super::context::{Context, FIELD_MANAGER, MANAGED_BY, owned_by};
 use super::error::Error;
-use crate::resource::{LocalObjectRef, MasterExport, MasterExportStatus};
+use crate::resource::{LocalObjectRef, MasterExport, MasterExportStatus, NAME_LABEL};
 
 const MANAGED_CONDITIONS: &[&str] = &[
     conditions::READY,
     conditions::RECONCILING,
     conditions::STALLED,
 ];
-pub const NAME_LABEL: &str = "masterexport.io/name";
 
 /// The URL a status publishes.
 pub fn published_url(status: &MasterExportStatus) -> Option<String> {
@@ -43,60 +42,99 @@ pub fn published_expiry(status: &MasterExportStatus) -> Option<Timestamp> {
         .map(|e| e.0)
 }
 
+type SecretData = BTreeMap<String, ByteString>;
+/// The keys of the URL Secret the operator writes.
+const URL_KEYS: [&str; 2] = ["url", "expiresAt"];
+
 /// Writes one resource's URL Secret and status, in that order.
 pub struct Publisher<'a> {
     obj: &'a MasterExport,
     ctx: &'a Context,
-    /// What the URL Secret holds now, as far as this reconcile knows.
-    in_secret: Option<String>,
-    /// Whether the URL Secret is this resource's to write: unknown until first needed; a
-    /// Secret someone else created is never written (nor its name published with a URL).
-    ours: Option<bool>,
+    /// The URL Secret as read (once per reconcile, when first needed) and written since:
+    /// `None` until read. Only a Secret this resource created is ever written.
+    secret: Option<SecretState>,
+    /// A URL Secret of an earlier `spec.urlSecret.name`, to remove once the new one is right.
+    stale: Option<String>,
     /// The status as last recorded (read, or written by this publisher since): what a
     /// failure is recorded over, so that it keeps `pending` and withdrawn URLs stay withdrawn.
     recorded: MasterExportStatus,
 }
 
+#[derive(Debug, Clone)]
+struct SecretState {
+    /// It does not exist, or this resource is its controller.
+    ours: bool,
+    /// Its keys (none when it does not exist).
+    data: SecretData,
+}
+
 impl<'a> Publisher<'a> {
-    /// For a resource whose Secret holds what `recorded` (its status as read) publishes.
+    /// For a resource whose status, as read, is `recorded`.
     pub fn new(obj: &'a MasterExport, ctx: &'a Context, recorded: &MasterExportStatus) -> Self {
+        let stale = recorded
+            .master
+            .as_ref()
+            .and_then(|m| m.url_secret_ref.as_ref())
+            .map(|r| r.name.clone())
+            .filter(|old| *old != obj.url_secret_name());
         Self {
             obj,
             ctx,
-            in_secret: published_url(recorded),
-            ours: None,
+            secret: None,
+            stale,
             recorded: recorded.clone(),
         }
     }
 
-    /// Whether the URL Secret may be written: it does not exist, or this resource created it
-    /// (it is its controller). Asked once per reconcile.
-    async fn secret_is_ours(&mut self) -> Result<bool, Error> {
-        if let Some(ours) = self.ours {
-            return Ok(ours);
-        }
+    fn secrets(&self) -> Result<Api<Secret>, Error> {
         let namespace = self.obj.namespace().ok_or(Error::NoNamespace)?;
-        let api: Api<Secret> = Api::namespaced(self.ctx.client.clone(), &namespace);
+        Ok(Api::namespaced(self.ctx.client.clone(), &namespace))
+    }
+
+    /// Whether this resource is the Secret's controller, or its predecessor of the same name
+    /// was (deleted and recreated before the garbage collector removed the Secret: the
+    /// operator made it for this name, and names are unique in a namespace).
+    fn owns(&self, meta: &ObjectMeta) -> bool {
         let uid = self.obj.uid().unwrap_or_default();
-        let ours = api
-            .get_metadata_opt(&self.obj.url_secret_name())
-            .await?
-            .is_none_or(|s| {
-                s.metadata
-                    .owner_references
-                    .iter()
-                    .flatten()
-                    .any(|o| o.controller == Some(true) && o.uid == uid)
-            });
-        self.ours = Some(ours);
-        Ok(ours)
+        let name = self.obj.name_any();
+        meta.owner_references
+            .iter()
+            .flatten()
+            .filter(|o| o.controller == Some(true))
+            .any(|o| {
+                o.uid == uid
+                    || (o.kind == "MasterExport"
+                        && o.api_version.starts_with("masterexport.io/")
+                        && o.name == name)
+            })
+    }
+
+    /// The URL Secret as it is (read once per reconcile): a Secret deleted or edited by hand
+    /// is then put right by the next write, on any reconcile.
+    async fn secret(&mut self) -> Result<SecretState, Error> {
+        if let Some(state) = &self.secret {
+            return Ok(state.clone());
+        }
+        let found = self.secrets()?.get_opt(&self.obj.url_secret_name()).await?;
+        let state = match found {
+            None => SecretState {
+                ours: true,
+                data: SecretData::new(),
+            },
+            Some(secret) => SecretState {
+                ours: self.owns(&secret.metadata),
+                data: secret.data.unwrap_or_default(),
+            },
+        };
+        self.secret = Some(state.clone());
+        Ok(state)
     }
 
     /// Fails with [`Error::UrlSecretNotOurs`] when the URL Secret's name is taken by a
     /// Secret this resource did not create: before any Mux call, so nothing is asked for
     /// that could not be published.
     pub async fn ensure_secret_is_ours(&mut self) -> Result<(), Error> {
-        if self.secret_is_ours().await? {
+        if self.secret().await?.ours {
             Ok(())
         } else {
             Err(self.refused())
@@ -108,13 +146,66 @@ impl<'a> Publisher<'a> {
         Error::UrlSecretNotOurs(format!("{namespace}/{}", self.obj.url_secret_name()))
     }
 
-    /// Publishes `status`: the Secret (when the URL changes), then the status.
+    /// Makes the URL Secret hold what `status` publishes, if it does not already.
+    async fn sync_secret(&mut self, status: &MasterExportStatus) -> Result<(), Error> {
+        let wanted = url_secret(self.obj, status).data.unwrap_or_default();
+        let current = self.secret().await?;
+        // Our keys only: a key someone else added is theirs, and server-side apply keeps it.
+        let differs = URL_KEYS
+            .iter()
+            .any(|k| wanted.get(*k) != current.data.get(*k));
+        if differs {
+            if !current.ours {
+                return Err(self.refused());
+            }
+            write_url_secret(self.obj, self.ctx, status).await?;
+            self.secret = Some(SecretState {
+                ours: true,
+                data: wanted,
+            });
+        }
+        self.remove_stale().await
+    }
+
+    /// Removes the URL Secret of an earlier name, if this resource created it: deleted, or
+    /// (where the operator may not delete Secrets) emptied of its URL.
+    async fn remove_stale(&mut self) -> Result<(), Error> {
+        let Some(old) = self.stale.take() else {
+            return Ok(());
+        };
+        let api = self.secrets()?;
+        let Some(meta) = api.get_metadata_opt(&old).await? else {
+            return Ok(());
+        };
+        if !self.owns(&meta.metadata) {
+            return Ok(());
+        }
+        match api.delete(&old, &Default::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 403 => {
+                let mut empty = url_secret(self.obj, &MasterExportStatus::default());
+                empty.metadata.name = Some(old.clone());
+                api.patch(
+                    &old,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&empty),
+                )
+                .await?;
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Publishes `status`: the Secret (when it does not hold what the status publishes),
+    /// then the status.
     pub async fn publish(
         &mut self,
         status: &mut MasterExportStatus,
         summary: &Summary,
     ) -> Result<(), Error> {
-        if self.ours == Some(false) {
+        if self.secret.as_ref().is_some_and(|s| !s.ours) {
             // The failure is being recorded: without a Secret to hold it, no URL is
             // published, and no Secret named.
             if let Some(master) = status.master.as_mut() {
@@ -125,16 +216,33 @@ impl<'a> Publisher<'a> {
             return Ok(());
         }
         attach_secret_ref(self.obj, status);
-        let wanted = published_url(status);
-        if wanted != self.in_secret {
-            if !self.secret_is_ours().await? {
-                return Err(self.refused());
-            }
-            write_url_secret(self.obj, self.ctx, status).await?;
-            self.in_secret = wanted;
-        }
+        self.sync_secret(status).await?;
         self.recorded = apply_status(self.obj, self.ctx, status, summary, None).await?;
         Ok(())
+    }
+
+    /// `status` as read, with the published URL put back from the URL Secret when the URL is
+    /// published there only (`--url-in-status=false`): the decisions need it.
+    pub async fn with_stored_url(
+        &mut self,
+        mut status: MasterExportStatus,
+    ) -> Result<MasterExportStatus, Error> {
+        let published = status
+            .master
+            .as_ref()
+            .is_some_and(|m| m.url.is_none() && m.status == crate::resource::MasterStage::Ready);
+        if self.ctx.url_in_status || !published {
+            return Ok(status);
+        }
+        let secret = self.secret().await?;
+        if secret.ours
+            && let Some(url) = secret.data.get("url")
+            && let Some(master) = status.master.as_mut()
+        {
+            master.url = Some(String::from_utf8_lossy(&url.0).into_owned());
+        }
+        self.recorded = status.clone();
+        Ok(status)
     }
 
     /// The status as last recorded by this reconcile (or as read, if it wrote none).
@@ -144,26 +252,7 @@ impl<'a> Publisher<'a> {
 
     /// Restores the URL Secret if someone deleted or changed it (the status is unchanged).
     pub async fn restore_secret(&mut self, status: &MasterExportStatus) -> Result<(), Error> {
-        let namespace = self.obj.namespace().ok_or(Error::NoNamespace)?;
-        let api: Api<Secret> = Api::namespaced(self.ctx.client.clone(), &namespace);
-        let current = api
-            .get_opt(&self.obj.url_secret_name())
-            .await?
-            .and_then(|s| {
-                s.data.and_then(|d| {
-                    d.get("url")
-                        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-                })
-            });
-        let wanted = published_url(status);
-        if current != wanted {
-            if !self.secret_is_ours().await? {
-                return Err(self.refused());
-            }
-            write_url_secret(self.obj, self.ctx, status).await?;
-        }
-        self.in_secret = wanted;
-        Ok(())
+        self.sync_secret(status).await
     }
 }
 
@@ -194,7 +283,8 @@ fn attach_secret_ref(obj: &MasterExport, status: &mut MasterExportStatus) {
     }
 }
 
-/// Writes the whole status by server-side apply: fields the status no longer has (a
+/// Writes the whole status by server-side apply (without the URL when it is published in the
+/// Secret only; the status returned still has it, as the reconcile knows it): fields the status no longer has (a
 /// settled `pending`, a withdrawn `url`) are removed, which a merge patch would not do.
 /// With `precondition`, the write applies only if the resource is still at that
 /// resourceVersion (a 409 otherwise). Returns the status written.
@@ -215,10 +305,17 @@ async fn apply_status(
         obj.meta().generation,
         &Time(Timestamp::now()),
     );
+    let mut written = status.clone();
+    if !ctx.url_in_status
+        && let Some(master) = written.master.as_mut()
+    {
+        // Published in the URL Secret only (`--url-in-status=false`).
+        master.url = None;
+    }
     let mut patch = json!({
         "apiVersion": "masterexport.io/v1alpha1",
         "kind": "MasterExport",
-        "status": status,
+        "status": written,
     });
     if let Some(version) = precondition {
         patch["metadata"] = json!({ "resourceVersion": version });
@@ -249,7 +346,7 @@ pub fn url_secret(obj: &MasterExport, status: &MasterExportStatus) -> Secret {
     }
     let labels = BTreeMap::from([
         (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
-        (NAME_LABEL.to_string(), obj.name_any()),
+        (NAME_LABEL.to_string(), obj.name_label()),
     ]);
     Secret {
         metadata: ObjectMeta {

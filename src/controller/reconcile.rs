@@ -25,7 +25,7 @@ use super::mux_calls::{
     before_expiry, get_asset, mux_client, mux_client_to_clean_up, put_access, source_asset,
 };
 use super::policy::{self, Failure, LiveSource, Observation, Step, with_margin};
-use super::publisher::{Publisher, published_expiry};
+use super::publisher::{self, Publisher, published_expiry, published_url};
 use crate::resource::{
     DeletionPolicy, FINALIZER, MasterExport, MasterExportSpec, MasterExportStatus, Operation,
 };
@@ -78,6 +78,7 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::await_change());
     }
     let mut publisher = Publisher::new(&obj, ctx, &previous);
+    let previous = publisher.with_stored_url(previous).await?;
     // A webhook about this resource's asset: ask Mux, whatever the status says.
     let poked = ctx.wakeups.take_poke(&ObjectRef::from(&*obj));
     if poked.is_none() && policy::can_skip_mux(&obj.spec, &previous, obj.meta().generation, now) {
@@ -99,13 +100,15 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
     // The access wanted now: `none` once a verified copy exists, if afterCopy says so.
     let mut spec = obj.spec.clone();
     spec.access = policy::effective_access(&obj.spec, &recorded);
-    let converged = match converge(&obj, &spec, ctx, recorded, &mut publisher).await {
-        Ok((step, changed)) => copy_step(&obj, ctx, step).await.map(|s| (s, changed)),
-        Err(error) => Err(error),
-    };
+    let converged = async {
+        let (step, changed) = converge(&obj, &spec, ctx, recorded, &mut publisher).await?;
+        let mut step = copy_step(&obj, ctx, step).await?;
+        publisher.publish(&mut step.status, &step.summary).await?;
+        Ok::<_, Error>((step, changed))
+    }
+    .await;
     match converged {
-        Ok((mut step, changed_access)) => {
-            publisher.publish(&mut step.status, &step.summary).await?;
+        Ok((step, changed_access)) => {
             ctx.record_grant(&step.status);
             if changed_access && let Some(asset) = step.status.asset.as_ref() {
                 // What Mux shows for the asset changed: the others on it look again.
@@ -130,7 +133,7 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
             let failure = Failure {
                 reason,
                 stalled,
-                message: error.to_string(),
+                message: error.condition_message(),
             };
             // Over the status last recorded, not the one read at the start: that one may
             // lack the intent written since, or publish a URL withdrawn since.
@@ -141,7 +144,9 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
                 &failure,
                 with_margin(Timestamp::now()),
             );
-            if let Error::Kube(_) = error {
+            // A transient apiserver error: the status write would likely fail too; back off.
+            // A refused write (invalid, forbidden) is recorded where a person looks.
+            if matches!(error, Error::Kube(_)) && !stalled {
                 return Err(error);
             }
             publisher.publish(&mut status, &summary).await?;
@@ -204,6 +209,10 @@ async fn converge(
         let mut intent = decision.status;
         intent.pending = Some(policy::pending(operation, Timestamp::now()));
         publisher.publish(&mut intent, &decision.summary).await?;
+        if operation == Operation::Cycle && access == MasterAccess::None {
+            // The asset's URL is about to die for every resource publishing it.
+            withdraw_shared_url(obj, ctx, &asset_id, &status).await?;
+        }
         tracing::info!(name = %obj.name_any(), asset = %asset_id, ?operation, access = access.as_str(), "changing master access");
         asset = before_expiry(&intent, put_access(&mux, &asset_id, access)).await?;
         changed = true;
@@ -217,6 +226,57 @@ async fn converge(
         message: "Mux's answers did not settle after several changes of master access".into(),
         attempts: 6,
     }))
+}
+
+/// Before turning access off to renew it, withdraws the URL from the other resources that
+/// publish the same grant (their status first, only if unchanged since read, then their
+/// Secret): none keeps publishing a URL that is about to stop working. They are woken once
+/// the fresh URL is recorded, and adopt it.
+async fn withdraw_shared_url(
+    obj: &MasterExport,
+    ctx: &Context,
+    asset_id: &str,
+    status: &MasterExportStatus,
+) -> Result<(), Error> {
+    let Some(url) = published_url(status) else {
+        return Ok(());
+    };
+    let grant = mux::types::MasterUrl::new(&url);
+    let me = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
+    for peer in ctx.wakeups.others_on(asset_id, &ObjectRef::from(obj)) {
+        let api: Api<MasterExport> = Api::namespaced(
+            ctx.client.clone(),
+            peer.namespace.as_deref().unwrap_or_default(),
+        );
+        let Some(other) = api.get_opt(&peer.name).await? else {
+            continue;
+        };
+        let read = other.status.clone().unwrap_or_default();
+        let mut withdrawn = Publisher::new(&other, ctx, &read)
+            .with_stored_url(read)
+            .await?;
+        let Some(master) = withdrawn.master.as_mut() else {
+            continue;
+        };
+        if !master
+            .url
+            .as_deref()
+            .is_some_and(|u| policy::same_grant(u, &grant))
+        {
+            continue;
+        }
+        master.url = None;
+        master.status = crate::resource::MasterStage::Preparing;
+        withdrawn.phase = Some(crate::resource::Phase::Preparing);
+        let summary = Summary::progressing(
+            "RenewingAccess",
+            format!(
+                "MasterExport {me} renews the URL this asset's MasterExports share; the fresh one follows"
+            ),
+        );
+        publisher::withdraw_if_unchanged(&other, ctx, &withdrawn, &summary).await?;
+    }
+    Ok(())
 }
 
 /// The archive copy: observe the current Job, let the copy policy decide, start the Job it
@@ -255,7 +315,7 @@ async fn copy_step(obj: &MasterExport, ctx: &Context, step: Step) -> Result<Step
     });
     if let Some(job_name) = &decision.create_job {
         let job = copy_job::build_job(obj, job_name, &ctx.copy);
-        copy_job::create_exclusive(&ctx.client, &namespace, &obj.name_any(), &job).await?;
+        copy_job::create_exclusive(&ctx.client, &namespace, &obj.name_label(), &job).await?;
         let message = format!("copy Job {job_name} started");
         events::publish(obj, ctx, Note::normal("CopyStarted", message)).await;
     }

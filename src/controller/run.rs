@@ -110,6 +110,11 @@ pub struct RunArgs {
     /// Without a verified webhook for this long, polling returns to its fast pace.
     #[arg(long, env = "WEBHOOK_STALE_AFTER", default_value = "30m", value_parser = duration_arg)]
     pub webhook_stale_after: Duration,
+    /// Publish the download URL in `status.master.url` as well as in the URL Secret. `false`:
+    /// the Secret only, for clusters where more people can read MasterExports than Secrets
+    /// (the URL is a bearer credential until it expires).
+    #[arg(long, env = "URL_IN_STATUS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub url_in_status: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -253,6 +258,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         Options {
             settings,
             deletion_timeout: args.deletion_timeout,
+            url_in_status: args.url_in_status,
             webhook_poll: args.webhook_poll_interval,
             copy: CopySettings {
                 image: args.copy_image.clone(),

@@ -90,7 +90,10 @@ async fn withdraw_expired(ctx: &Context, namespace: &str, name: &str) -> Result<
     let Some(obj) = api.get_opt(name).await? else {
         return Ok(());
     };
-    let mut status = obj.status.clone().unwrap_or_default();
+    let read = obj.status.clone().unwrap_or_default();
+    let mut status = publisher::Publisher::new(&obj, ctx, &read)
+        .with_stored_url(read)
+        .await?;
     if !policy::drop_expired_url(&mut status, with_margin(Timestamp::now())) {
         return Ok(());
     }

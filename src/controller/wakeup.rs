@@ -120,9 +120,8 @@ impl Wakeups {
         found
     }
 
-    /// Wakes the other resources on `asset_id` (poked: they ask Mux), after this one changed
-    /// what Mux shows for it (a new URL, access turned off or kept).
-    pub fn wake_others(&self, asset_id: &str, me: &Ref) {
+    /// The other resources on `asset_id`, in every watched namespace.
+    pub fn others_on(&self, asset_id: &str, me: &Ref) -> Vec<Ref> {
         let mut targets: Vec<Ref> = Vec::new();
         for index in self.indexes.read().expect("indexes lock").iter() {
             targets.extend(index.read().expect("index lock").lookup(asset_id));
@@ -130,6 +129,13 @@ impl Wakeups {
         targets.retain(|r| r != me);
         targets.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         targets.dedup();
+        targets
+    }
+
+    /// Wakes the other resources on `asset_id` (poked: they ask Mux), after this one changed
+    /// what Mux shows for it (a new URL, access turned off or kept).
+    pub fn wake_others(&self, asset_id: &str, me: &Ref) {
+        let targets = self.others_on(asset_id, me);
         self.queue(&targets, Instant::now());
     }
 

@@ -91,6 +91,29 @@ pub(super) fn ready(
             };
         }
         let due = master.refresh_at.as_ref().is_none_or(|r| r.0 <= obs.now);
+        // A URL recorded long after its window began (a renewal's, given the earlier window,
+        // or one adopted late): another renewal proves nothing; only none → temporary renews.
+        let window_old_when_seen = match (&master.requested_at, &master.ready_at) {
+            (Some(requested), Some(seen)) => until(requested.0, seen.0) > settings.url_lifetime / 2,
+            _ => false,
+        };
+        if (due || expired) && window_old_when_seen {
+            status.master = Some(MasterState {
+                url: None,
+                status: MasterStage::None,
+                ..master
+            });
+            status.phase = Some(Phase::Preparing);
+            return Decision {
+                call: Some((Operation::Cycle, MasterAccess::None)),
+                status,
+                summary: Summary::progressing(
+                    "RenewingAccess",
+                    "the URL's window may not have been renewed; cycling master access for a fresh one",
+                ),
+                requeue_after: None,
+            };
+        }
         if due || expired {
             status.phase = Some(Phase::Ready);
             return Decision {
@@ -114,7 +137,13 @@ pub(super) fn ready(
     // A URL we have not recorded: the answer to our request, renewal or cycle, or (with no
     // request of ours on record) one someone else asked for, whose window we cannot know.
     let requested_at = match pending {
-        Some((Operation::Request | Operation::Renew | Operation::Cycle, at)) => Some(at),
+        Some((Operation::Request | Operation::Cycle, at)) => Some(at),
+        // Whether a second `temporary` gives a new window is undocumented: a new URL from a
+        // renewal is assumed to keep the earlier window, so it is never published past its
+        // real expiry (the next refresh then cycles).
+        Some((Operation::Renew, at)) => {
+            Some(prev.requested_at.as_ref().map_or(at, |t| t.0.min(at)))
+        }
         _ => prev
             .requested_at
             .as_ref()

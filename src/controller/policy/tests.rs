@@ -191,7 +191,7 @@ fn at_refresh_time_access_is_renewed() {
 }
 
 #[test]
-fn a_renewal_with_a_new_url_starts_a_new_window() {
+fn a_renewal_with_a_new_url_keeps_the_earlier_window_then_cycles() {
     let recorded = recorded_ready();
     let mut renewing = recorded.clone();
     renewing.pending = Some(pending(Operation::Renew, t(22 * 3600)));
@@ -201,10 +201,23 @@ fn a_renewal_with_a_new_url_starts_a_new_window() {
         &renewing,
         &asset(Some((MasterStatus::Ready, Some(URL_B)))),
     );
-    let master = d.status.master.unwrap();
+    let master = d.status.master.clone().unwrap();
     assert_eq!(master.url.as_deref(), Some(URL_B));
-    assert_eq!(master.requested_at, Some(time(t(22 * 3600))));
+    assert_eq!(
+        master.expires_at,
+        Some(time(t(24 * 3600))),
+        "a renewal may not have renewed: the earlier window"
+    );
     assert_eq!(master.refreshes, 1);
+    // Due at once, and a second renewal would prove nothing: none → temporary.
+    let next = decide_at(
+        t(22 * 3600 + 2),
+        &spec(),
+        &d.status,
+        &asset(Some((MasterStatus::Ready, Some(URL_B)))),
+    );
+    assert_eq!(next.call, Some((Operation::Cycle, MasterAccess::None)));
+    assert_eq!(next.status.master.unwrap().url, None);
 }
 
 #[test]
