@@ -498,6 +498,7 @@ mod tests {
             size: Some(5),
             sha256: Some("ab".into()),
             resumes: 0,
+            verified: None,
         }
     }
 
