@@ -318,3 +318,47 @@ async fn a_file_destination_that_leaves_its_volume_is_refused_and_nothing_is_wri
         .await
         .expect(Reason::Copied);
 }
+
+// --- Faults of the download itself ----------------------------------------------------------
+
+/// A download that stops sending without closing: the read timeout gives up on it, and the copy
+/// resumes with `Range` where it was.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_download_that_stalls_without_closing_is_resumed_after_the_read_timeout() {
+    let sim = start_sim(&[]);
+    let master = Master::new(&sim, 8 * MIB).await;
+    let stall = serde_json::json!({"master_stalls": 1, "master_stall_after": 3 * MIB});
+    master.admin.configure(stall).await.unwrap();
+    let key = format!("copy/faults/stalled/{}.mp4", master.id);
+
+    let outcome = Copier::to_minio(&master, minio(), &key)
+        .args(&["--read-timeout", "1s", "--retry-delay", "50ms"])
+        .run()
+        .await;
+
+    assert_copied_whole(&outcome, &master, &key).await;
+    assert_eq!(outcome.report.resumes, 1, "{}", outcome.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_errors_on_the_download_are_retried_and_a_403_ends_as_expired() {
+    let sim = start_sim(&[]);
+    let master = Master::new(&sim, 4 * MIB).await;
+    for status in [502, 503, 504] {
+        let errors = serde_json::json!({"master_errors": 1, "master_error_status": status});
+        master.admin.configure(errors).await.unwrap();
+        let key = format!("copy/faults/gateway-{status}/{}.mp4", master.id);
+        let outcome = Copier::to_minio(&master, minio(), &key)
+            .args(&["--retry-delay", "50ms"])
+            .run()
+            .await;
+        assert_copied_whole(&outcome, &master, &key).await;
+        assert_eq!(master.downloads(status).await, 1);
+    }
+    let forbidden = serde_json::json!({"master_errors": 1, "master_error_status": 403});
+    master.admin.configure(forbidden).await.unwrap();
+    let key = format!("copy/faults/forbidden/{}.mp4", master.id);
+    let outcome = Copier::to_minio(&master, minio(), &key).run().await;
+    outcome.expect(Reason::UrlExpired);
+    assert_nothing_left(&store(minio()), &key, &outcome).await;
+}
