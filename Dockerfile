@@ -1,43 +1,24 @@
-# syntax=docker/dockerfile:1
+# The operator's image: one static binary on `scratch`, with the CA certificates (it reaches
+# api.mux.com and object stores over TLS against the system roots) and nothing else: no shell,
+# no package manager, no libc. It runs both the controller (`run`, the chart's default) and the
+# copy Jobs' program (`copy`). The tests run this very image on their node.
 #
-# The operator's image: one static binary (musl), on distroless/static as user 65532, with CA
-# certificates (it reaches api.mux.com over TLS against the system roots) and nothing else: no
-# shell, no package manager. It runs both the controller (`run`, the chart's default) and the copy
-# Jobs' program (`copy`).
+# The binary is built beforehand, not in the image (no base image can be pulled where the tests
+# run): `make image` builds it (static glibc, `-C target-feature=+crt-static`), stages it with
+# the CA bundle in target/image/rootfs/, and builds this file with docker, podman or buildah,
+# whichever is there:
 #
-#   docker build -t mux-master-operator:0.1.0 .
-#   helm install mux-master-operator charts/mux-master-operator \
-#     --set image.repository=<your registry>/mux-master-operator --set image.tag=0.1.0
+#   make image                                   # -> localhost/mux-master-operator:<version>
+#   docker tag localhost/mux-master-operator:0.1.0 registry.example.com/mux-master-operator:0.1.0
 #
-# Builds for the architecture of the build machine (amd64 or arm64).
+# The build context is the repository; .dockerignore lets in target/image/rootfs/ only.
 
-ARG RUST_VERSION=1.95
-
-FROM rust:${RUST_VERSION}-bookworm AS build
-# musl-tools: the C toolchain for the static target (aws-lc-sys, the TLS crypto, is C code).
-RUN apt-get update \
- && apt-get install -y --no-install-recommends musl-tools cmake \
- && rm -rf /var/lib/apt/lists/*
-RUN rustup target add "$(uname -m)-unknown-linux-musl"
-WORKDIR /src
-# The manifests and the sources, nothing else (see .dockerignore): the workspace's crates (the
-# operator builds only `mux` of them; cargo reads every member's manifest), and the demo, a
-# declared example, whose file cargo needs to read the manifest.
-COPY Cargo.toml Cargo.lock ./
-COPY src ./src
-COPY crates ./crates
-COPY demo ./demo
-RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    --mount=type=cache,target=/src/target \
-    target="$(uname -m)-unknown-linux-musl" \
- && cargo build --release --locked --target "$target" --bin mux-master-operator \
- && cp "target/$target/release/mux-master-operator" /mux-master-operator
-
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM scratch
 LABEL org.opencontainers.image.title="mux-master-operator" \
       org.opencontainers.image.description="Keeps the masters of Mux videos downloadable, fresh and archived" \
       org.opencontainers.image.licenses="Apache-2.0"
-COPY --from=build /mux-master-operator /usr/local/bin/mux-master-operator
+COPY target/image/rootfs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY target/image/rootfs/mux-master-operator /usr/local/bin/mux-master-operator
 # Numeric, so that Kubernetes can check runAsNonRoot without reading /etc/passwd.
 USER 65532:65532
 # /metrics, /healthz, /readyz; and the Mux webhook endpoint when WEBHOOK_ADDR is set.

@@ -12,6 +12,7 @@
 pub mod controller;
 pub mod copy;
 pub mod crd;
+pub mod exportset;
 pub mod leader;
 pub mod metrics;
 pub mod resource;

@@ -29,8 +29,13 @@ enum Command {
     Run(Box<controller::run::RunArgs>),
     /// Copy a master from its URL into object storage, verified (the copy Job runs this).
     Copy(Box<copy::CopyArgs>),
-    /// Print the MasterExport CustomResourceDefinition as YAML.
-    Crd,
+    /// Print one MasterExport per asset of the environment (YAML), for GitOps repositories.
+    ExportManifests(Box<mux_master_operator::exportset::manifests::ExportManifestsArgs>),
+    /// Print a CustomResourceDefinition as YAML (MasterExport unless `--kind` says otherwise).
+    Crd {
+        #[arg(long, default_value = "MasterExport", value_parser = ["MasterExport", "MasterExportSet"])]
+        kind: String,
+    },
 }
 
 #[tokio::main]
@@ -47,8 +52,14 @@ async fn main() -> ExitCode {
             }
         },
         Command::Copy(args) => copy::run(*args).await,
-        Command::Crd => {
-            print!("{}", mux_master_operator::crd::yaml());
+        Command::ExportManifests(args) => {
+            mux_master_operator::exportset::manifests::run(*args).await
+        }
+        Command::Crd { kind } => {
+            match kind.as_str() {
+                "MasterExportSet" => print!("{}", mux_master_operator::crd::set_yaml()),
+                _ => print!("{}", mux_master_operator::crd::yaml()),
+            }
             ExitCode::SUCCESS
         }
     }

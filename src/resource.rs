@@ -241,7 +241,8 @@ pub struct AssetState {
 #[serde(rename_all = "camelCase")]
 pub struct MasterState {
     /// `preparing`, `ready`, `errored`, or `none` when there is no master.
-    pub status: String,
+    #[schemars(with = "String")]
+    pub status: MasterStage,
     /// The download URL (with `download=` when a filename is set). A bearer credential
     /// until `expiresAt`: whoever can read this resource can download the master.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -262,6 +263,21 @@ pub struct MasterState {
     /// How many times the URL was replaced by a fresh one.
     #[serde(default)]
     pub refreshes: u32,
+}
+
+/// Where the master stands, as `status.master.status` says it (a string in the CRD, so
+/// that the schema and stored objects are what they were before this was an enum).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MasterStage {
+    /// No master: access is off, or not granted yet.
+    #[default]
+    None,
+    Preparing,
+    Ready,
+    Errored,
+    /// The recorded URL expired before it could be refreshed.
+    Expired,
 }
 
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
@@ -300,9 +316,14 @@ impl MasterExport {
 #[serde(rename_all = "camelCase")]
 pub struct CopyStatus {
     /// `Running`, `Succeeded` or `Failed`.
-    pub phase: String,
+    #[schemars(with = "String")]
+    pub phase: CopyPhase,
     /// The destination this copy is for (a new destination means a new copy).
     pub destination: String,
+    /// The identity of that destination: a digest of its URL, endpoint, region, credentials
+    /// and volume (a change of any of them is a new destination).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_identity: Option<String>,
     /// The resource generation the copy belongs to.
     #[serde(default)]
     pub generation: i64,
@@ -326,7 +347,135 @@ pub struct CopyStatus {
     pub completed_at: Option<Time>,
     /// Why the last attempt ended (the copy's reason: `UrlExpired`, `DestinationExists`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub reason: Option<CopyReason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// Where a copy stands (a string in the CRD, as before this was an enum).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CopyPhase {
+    #[default]
+    Running,
+    Succeeded,
+    Failed,
+}
+
+/// Why a copy attempt ended: the copier's own reason ([`crate::copy::Reason`], by the same
+/// name), or what the controller saw of a Job that left no report. A string in the CRD.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyReason {
+    Copied,
+    Skipped,
+    Failed,
+    BadInput,
+    UrlExpired,
+    DestinationExists,
+    VerificationFailed,
+    RetriesExhausted,
+    StoreFailed,
+    SourceFailed,
+    Interrupted,
+    /// The master was not yet a whole MP4 when the copier gave up waiting (retryable).
+    MasterIncomplete,
+    /// The Job failed and its pod left no report.
+    JobFailed,
+    /// The Job disappeared before it finished.
+    JobMissing,
+    /// The Job succeeded but its pod left no readable report (size and digest).
+    ReportMissing,
+}
+
+impl From<crate::copy::Reason> for CopyReason {
+    fn from(reason: crate::copy::Reason) -> Self {
+        use crate::copy::Reason;
+        match reason {
+            Reason::Copied => CopyReason::Copied,
+            Reason::Skipped => CopyReason::Skipped,
+            Reason::Failed => CopyReason::Failed,
+            Reason::BadInput => CopyReason::BadInput,
+            Reason::UrlExpired => CopyReason::UrlExpired,
+            Reason::DestinationExists => CopyReason::DestinationExists,
+            Reason::VerificationFailed => CopyReason::VerificationFailed,
+            Reason::RetriesExhausted => CopyReason::RetriesExhausted,
+            Reason::StoreFailed => CopyReason::StoreFailed,
+            Reason::SourceFailed => CopyReason::SourceFailed,
+            Reason::Interrupted => CopyReason::Interrupted,
+            Reason::MasterIncomplete => CopyReason::MasterIncomplete,
+        }
+    }
+}
+
+impl CopyReason {
+    /// The name, as the status and conditions carry it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CopyReason::Copied => "Copied",
+            CopyReason::Skipped => "Skipped",
+            CopyReason::Failed => "Failed",
+            CopyReason::BadInput => "BadInput",
+            CopyReason::UrlExpired => "UrlExpired",
+            CopyReason::DestinationExists => "DestinationExists",
+            CopyReason::VerificationFailed => "VerificationFailed",
+            CopyReason::RetriesExhausted => "RetriesExhausted",
+            CopyReason::StoreFailed => "StoreFailed",
+            CopyReason::SourceFailed => "SourceFailed",
+            CopyReason::MasterIncomplete => "MasterIncomplete",
+            CopyReason::Interrupted => "Interrupted",
+            CopyReason::JobFailed => "JobFailed",
+            CopyReason::JobMissing => "JobMissing",
+            CopyReason::ReportMissing => "ReportMissing",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::copy::Reason;
+
+    #[test]
+    fn status_enums_serialise_as_the_strings_stored_before() {
+        let stages = [
+            (MasterStage::None, "none"),
+            (MasterStage::Preparing, "preparing"),
+            (MasterStage::Ready, "ready"),
+            (MasterStage::Errored, "errored"),
+            (MasterStage::Expired, "expired"),
+        ];
+        for (stage, text) in stages {
+            assert_eq!(serde_json::to_value(stage).unwrap(), text);
+            assert_eq!(
+                serde_json::from_value::<MasterStage>(text.into()).unwrap(),
+                stage
+            );
+        }
+        for (phase, text) in [
+            (CopyPhase::Running, "Running"),
+            (CopyPhase::Succeeded, "Succeeded"),
+            (CopyPhase::Failed, "Failed"),
+        ] {
+            assert_eq!(serde_json::to_value(phase).unwrap(), text);
+        }
+        for reason in [
+            CopyReason::JobFailed,
+            CopyReason::JobMissing,
+            CopyReason::ReportMissing,
+        ] {
+            assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
+        }
+    }
+
+    #[test]
+    fn a_copy_reason_is_the_copiers_reason_by_the_same_name() {
+        for reason in Reason::ALL {
+            let ours = CopyReason::from(reason);
+            assert_eq!(
+                serde_json::to_value(ours).unwrap(),
+                serde_json::to_value(reason).unwrap()
+            );
+            assert_eq!(serde_json::to_value(ours).unwrap(), ours.as_str());
+        }
+    }
 }

@@ -22,9 +22,14 @@ fn clouds() -> (GcsEmulator, Azurite) {
 async fn a_master_lands_verified_in_gcs_and_azure_in_several_parts() {
     let sim = start_sim(&[]);
     let (gcs, azurite) = clouds();
-    for cloud in [Cloud::gcs(&gcs), Cloud::azure(&azurite)] {
+    for cloud in [
+        Cloud::gcs(&gcs),
+        Cloud::gcs_at_endpoint(&gcs),
+        Cloud::azure(&azurite),
+    ] {
         let master = Master::new(&sim, 20 * MIB).await;
-        let key = format!("copy/verified/{}.mp4", master.id);
+        let dir = format!("copy/verified/{}", master.id);
+        let key = format!("{dir}/master.mp4");
 
         // 8 MiB parts: three of them.
         let outcome = cloud
@@ -49,7 +54,7 @@ async fn a_master_lands_verified_in_gcs_and_azure_in_several_parts() {
         );
         assert_eq!(outcome.report.sha256.as_deref(), Some(expected.as_str()));
         assert_eq!(
-            cloud.keys("copy/verified").await,
+            cloud.keys(&dir).await,
             std::slice::from_ref(&key),
             "{}: no staging object is left beside it",
             cloud.name
@@ -127,7 +132,8 @@ async fn a_failed_copy_leaves_nothing_in_gcs_or_azure() {
     let (gcs, azurite) = clouds();
     for cloud in [Cloud::gcs(&gcs), Cloud::azure(&azurite)] {
         let master = Master::new(&sim, 16 * MIB).await;
-        let key = format!("copy/failed/{}.mp4", master.id);
+        let dir = format!("copy/failed/{}", master.id);
+        let key = format!("{dir}/master.mp4");
         // The first download is cut 9 MiB in, once a part is uploaded; while the copier waits to
         // resume, every later download is cut before its first byte, until the retries run out.
         master.cut_downloads(1, 9 * MIB).await;
@@ -140,10 +146,32 @@ async fn a_failed_copy_leaves_nothing_in_gcs_or_azure() {
         let outcome = running.wait().await;
         outcome.expect(Reason::RetriesExhausted);
         assert!(
-            cloud.keys("copy/failed").await.is_empty(),
+            cloud.keys(&dir).await.is_empty(),
             "{}: neither the object nor its staging is left",
             cloud.name
         );
         master.cut_downloads(0, 0).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_master_longer_to_read_back_than_the_clients_budget_is_still_published_to_gcs() {
+    // GCS publication reads the staging object back through the pod. object_store gives one read
+    // a budget: its request timeout, resumed ten times (and three minutes in all), which a
+    // multi-GiB master on a slow link outlasts. Here the same, small: downloads held to 1 MiB/s,
+    // requests cut at 1 s, so 12 MiB take a dozen requests.
+    let sim = start_sim(&[]);
+    let gcs = GcsEmulator::start_with(&["-read-rate", &MIB.to_string()])
+        .expect("the GCS emulator starts (run `make tools` first)");
+    let cloud = Cloud::gcs_with(&gcs, &[("timeout", "1s")]);
+    let master = Master::new(&sim, 12 * MIB).await;
+    let key = format!("copy/long/{}.mp4", master.id);
+
+    let outcome = cloud
+        .copier(&master, &key)
+        .args(&["--retry-delay", "10ms"])
+        .run()
+        .await;
+    outcome.expect(Reason::Copied);
+    assert_eq!(cloud.sha256(&key).await, (12 * MIB, master.sha256()));
 }

@@ -1,11 +1,12 @@
 //! The archive copy end to end on the real apiserver: the controller creates a hardened Job,
-//! the Job's container runs for real (as a local process: no kubelet here), the master lands
-//! in MinIO with the SHA-256 mux-sim knows, and access is revoked only after that.
+//! the real Job controller makes its pod and the kubelet runs it from the operator's image
+//! (`make image`; where no node can run, the node is played, and the run says so), the master
+//! lands in MinIO with the SHA-256 mux-sim knows, and access is revoked only after that.
 
 use testenv::fixtures as support;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Secret};
 use kube::Api;
 use kube::api::PostParams;
 use mux::types::MasterAccess;
@@ -175,6 +176,9 @@ async fn an_expired_url_during_the_copy_leads_to_a_fresh_url_and_a_new_run() {
         run.stderr
     );
     assert!(run.message.contains("UrlExpired"), "{}", run.message);
+    // The Job's podFailurePolicy ends it at once on that code: no second pod (on the real
+    // node this is the real Job controller's doing).
+    assert_eq!(run.pods, 1, "a rerun cannot fix an expired URL");
 
     // The operator gets a fresh URL and starts attempt 2.
     let second = world
@@ -222,10 +226,12 @@ async fn a_file_destination_writes_to_the_claimed_volume() {
         .seed_asset(json!({"size": 300_000}))
         .await
         .unwrap();
-    // No kubelet mounts the claim here: the local folder stands for the mounted volume.
+    // The claim is bound to a hostPath volume on a local folder, mounted at the same path in the
+    // pod, so the test reads what the copy wrote. (A played node writes to the folder directly.)
     let volume = tempfile::tempdir().unwrap();
     let mount = volume.path().display().to_string();
     let target = format!("{mount}/media/keynote.mp4");
+    claim_host_folder(&world, "archive", &mount).await;
     world
         .create(
             "to-file",
@@ -270,7 +276,10 @@ async fn a_file_destination_writes_to_the_claimed_volume() {
             .any(|m| m.mount_path == mount)
     );
 
-    std::fs::create_dir_all(format!("{mount}/media")).unwrap();
+    // The copy runs as 65532; a hostPath volume keeps the folder's owner (no fsGroup there).
+    let media = format!("{mount}/media");
+    std::fs::create_dir_all(&media).unwrap();
+    std::os::unix::fs::chown(&media, Some(65532), Some(65532)).unwrap();
     let run = kubelet::run_job(&world.client, &world.namespace, &job_name).await;
     assert_eq!(run.exit_code, 0, "{}", run.stderr);
     let copied = world
@@ -286,6 +295,41 @@ async fn a_file_destination_writes_to_the_claimed_volume() {
         content::sha256_hex(seed, 300_000)
     );
     assert_eq!(copied.status.unwrap().copy.unwrap().size, Some(300_000));
+}
+
+/// A PersistentVolumeClaim `claim` bound (by the real PV controller, on a real node) to a hostPath
+/// volume on `folder`.
+async fn claim_host_folder(world: &World, claim: &str, folder: &str) {
+    let volume_name = format!("{}-{claim}", world.namespace);
+    let volume: PersistentVolume = serde_json::from_value(json!({
+        "metadata": {"name": volume_name},
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": "",
+            "hostPath": {"path": folder, "type": "Directory"},
+        },
+    }))
+    .unwrap();
+    Api::<PersistentVolume>::all(world.client.clone())
+        .create(&PostParams::default(), &volume)
+        .await
+        .unwrap();
+    let claim: PersistentVolumeClaim = serde_json::from_value(json!({
+        "metadata": {"name": claim},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": "",
+            "volumeName": volume_name,
+            "resources": {"requests": {"storage": "1Gi"}},
+        },
+    }))
+    .unwrap();
+    Api::<PersistentVolumeClaim>::namespaced(world.client.clone(), &world.namespace)
+        .create(&PostParams::default(), &claim)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

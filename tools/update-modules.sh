@@ -48,6 +48,25 @@ HEADER
 rm -f kubectl/go.sum
 (cd kubectl && go get -tool "k8s.io/kubernetes/cmd/kubectl@$KUBE_VERSION" && go mod tidy)
 
+# kubelet, kube-controller-manager, kube-scheduler (the test node): the same release and
+# replacements, one wrapper module for the three.
+{
+	cat <<HEADER
+// Builds the node's and the control plane's other components from k8s.io/kubernetes (cmd/kubelet,
+// cmd/kube-controller-manager, cmd/kube-scheduler), exactly as tools/kube-apiserver builds the
+// apiserver: that module only builds inside its own repository, where every k8s.io/* staging module
+// is replaced by ./staging/src/k8s.io/...; outside it, each is replaced by its published twin.
+// Generated like tools/kube-apiserver (tools/update-modules.sh, kube-node section): do not edit by hand.
+module mux-master-operator/tools/kube-node
+
+HEADER
+	sed -n '/^go /,/^)/p' kube-apiserver/go.mod
+} > kube-node/go.mod
+rm -f kube-node/go.sum
+(cd kube-node && go get -tool "k8s.io/kubernetes/cmd/kubelet@$KUBE_VERSION" \
+	"k8s.io/kubernetes/cmd/kube-controller-manager@$KUBE_VERSION" \
+	"k8s.io/kubernetes/cmd/kube-scheduler@$KUBE_VERSION" && go mod tidy)
+
 # etcd: a tiny main package around etcdmain (see tools/etcd/main.go).
 (cd etcd && go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" && go mod tidy)
-echo "updated tools/kube-apiserver, tools/kubectl and tools/etcd; review with: git diff tools/"
+echo "updated tools/kube-apiserver, tools/kubectl, tools/kube-node and tools/etcd; review with: git diff tools/"

@@ -23,3 +23,6 @@ HELM_VERSION := v3.22.0
 # (tools/azurite/package-lock.json pins it and its dependencies).
 FAKE_GCS_VERSION := v1.56.1
 AZURITE_VERSION := 3.37.0
+
+# The pod sandbox image the test node runs (tools/pause/): bump when its sources change.
+PAUSE_VERSION := 1

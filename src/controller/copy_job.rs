@@ -1,13 +1,34 @@
-//! The Kubernetes side of copy Jobs: what a Job and its pods say, and creating a Job with
-//! no other copy of the same resource running.
+//! The Kubernetes side of copy Jobs: the Job itself (typed, hardened, the URL only by
+//! reference to its Secret), what a Job and its pods say, and creating a Job with no other
+//! copy of the same resource running.
 
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{
+    Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyRule,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EmptyDirVolumeSource, EnvFromSource, EnvVar, EnvVarSource,
+    PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext, PodSpec, PodTemplateSpec,
+    ResourceRequirements, SeccompProfile, SecretEnvSource, SecretKeySelector, SecurityContext,
+    Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, ListParams, PostParams, PropagationPolicy};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 
-use super::copy_policy::{CONTAINER, JobOutcome, NAME_LABEL};
-use crate::copy::Report;
+use super::context::owned_by;
+use super::copy_policy::{CopySettings, JobOutcome};
+use crate::copy::{Reason, Report};
+use crate::resource::MasterExport;
+
+pub const CONTAINER: &str = "copy";
+pub const NAME_LABEL: &str = "masterexport.io/name";
+/// Where the copier writes its result; the kubelet turns it into the termination message.
+pub const TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
+/// The copier's user and group (distroless' `nonroot`).
+const NONROOT: i64 = 65532;
 
 fn condition_true(job: &Job, type_: &str) -> Option<String> {
     job.status
@@ -53,15 +74,26 @@ async fn report(pods: &Api<Pod>, job: &str) -> Result<Option<Report>, kube::Erro
         .and_then(|(_, message)| serde_json::from_str::<Report>(message.trim()).ok()))
 }
 
-/// What became of Job `name`.
+/// Whether `job` belongs to the resource with UID `uid` (its controller owner).
+pub fn owned_by_uid(job: &Job, uid: &str) -> bool {
+    job.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true) && o.uid == uid)
+}
+
+/// What became of Job `name`, if it is the resource's (`uid`): a Job of that name owned by
+/// anything else (a leftover of a deleted resource of the same name) is not its copy.
 pub async fn observe(
     client: &Client,
     namespace: &str,
     name: &str,
+    uid: &str,
 ) -> Result<JobOutcome, kube::Error> {
     let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let Some(job) = jobs.get_opt(name).await? else {
+    let Some(job) = jobs.get_opt(name).await?.filter(|j| owned_by_uid(j, uid)) else {
         return Ok(JobOutcome::Missing);
     };
     let succeeded = job.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) > 0;
@@ -78,7 +110,7 @@ pub async fn observe(
 }
 
 /// Creates `job`, first deleting any other unfinished copy Job of the same resource, so that
-/// two copies never write at once. An existing Job of that name is taken as ours.
+/// two copies never write at once. An existing Job of that name is ours: the name carries the resource's UID.
 pub async fn create_exclusive(
     client: &Client,
     namespace: &str,
@@ -112,3 +144,202 @@ pub async fn create_exclusive(
         Err(e) => Err(e),
     }
 }
+
+/// The exit codes that end a copy Job at once: the copier's outcomes that a rerun of the
+/// same pod cannot fix ([`Reason::ends_the_job`]).
+pub fn final_exit_codes() -> Vec<i32> {
+    Reason::ALL
+        .into_iter()
+        .filter(|r| r.ends_the_job())
+        .map(|r| i32::from(r.exit_code()))
+        .collect()
+}
+
+fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..Default::default()
+    }
+}
+
+fn quantities(cpu: &str, memory: &str) -> BTreeMap<String, Quantity> {
+    BTreeMap::from([
+        ("cpu".to_string(), Quantity(cpu.into())),
+        ("memory".to_string(), Quantity(memory.into())),
+    ])
+}
+
+/// The copy Job: hardened, owned by the resource, the URL only by reference to its Secret.
+pub fn build_job(obj: &MasterExport, job_name: &str, settings: &CopySettings) -> Job {
+    let destination = obj.spec.destination.clone().unwrap_or_default();
+    let name = obj.name_any();
+    let labels: BTreeMap<String, String> = [
+        ("app.kubernetes.io/name", "mux-master-operator"),
+        ("app.kubernetes.io/component", "copy"),
+        ("app.kubernetes.io/managed-by", "mux-master-operator"),
+        (NAME_LABEL, name.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let mut envs = vec![
+        EnvVar {
+            name: "MUX_MASTER_URL".into(),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: obj.url_secret_name(),
+                    key: "url".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        env("MMO_DESTINATION", destination.url.clone()),
+        env("MMO_TERMINATION_MESSAGE_PATH", TERMINATION_MESSAGE_PATH),
+        env("LOG_FORMAT", "json"),
+        // glibc makes an arena per thread by default; two keep the copier's memory flat.
+        env("MALLOC_ARENA_MAX", "2"),
+    ];
+    if let Some(endpoint) = &destination.endpoint {
+        envs.push(env("MMO_ENDPOINT", endpoint.clone()));
+    }
+    if let Some(region) = &destination.region {
+        envs.push(env("MMO_REGION", region.clone()));
+    }
+    if !destination.path_style && destination.endpoint.is_none() {
+        envs.push(env("MMO_VIRTUAL_HOSTED_STYLE", "true"));
+    }
+    if destination.overwrite {
+        envs.push(env("MMO_OVERWRITE", "true"));
+    }
+    let mut volumes = vec![Volume {
+        name: "tmp".into(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            size_limit: Some(Quantity("64Mi".into())),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }];
+    let mut mounts = vec![VolumeMount {
+        name: "tmp".into(),
+        mount_path: "/tmp".into(),
+        ..Default::default()
+    }];
+    // A file:// destination writes to the claimed volume.
+    if let Some(volume) = &destination.volume {
+        volumes.push(Volume {
+            name: "archive".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: volume.claim_name.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        mounts.push(VolumeMount {
+            name: "archive".into(),
+            mount_path: volume.mount_path.clone(),
+            ..Default::default()
+        });
+    }
+    let env_from: Vec<EnvFromSource> = destination
+        .credentials_secret_ref
+        .iter()
+        .map(|s| EnvFromSource {
+            secret_ref: Some(SecretEnvSource {
+                name: s.name.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect();
+    let container = Container {
+        name: CONTAINER.into(),
+        image: Some(settings.image.clone()),
+        args: Some(vec!["copy".into()]),
+        env: Some(envs),
+        env_from: Some(env_from),
+        termination_message_path: Some(TERMINATION_MESSAGE_PATH.into()),
+        termination_message_policy: Some("File".into()),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        resources: Some(ResourceRequirements {
+            requests: Some(quantities("100m", "64Mi")),
+            // A CPU limit also bounds the runtime's worker threads.
+            limits: Some(quantities("2", "256Mi")),
+            ..Default::default()
+        }),
+        volume_mounts: Some(mounts),
+        ..Default::default()
+    };
+    Job {
+        metadata: ObjectMeta {
+            name: Some(job_name.into()),
+            namespace: obj.namespace(),
+            labels: Some(labels.clone()),
+            owner_references: owned_by(obj),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(2),
+            active_deadline_seconds: Some(
+                i64::try_from(settings.deadline.as_secs()).unwrap_or(i64::MAX),
+            ),
+            ttl_seconds_after_finished: Some(
+                i32::try_from(settings.ttl_after_finished.as_secs()).unwrap_or(i32::MAX),
+            ),
+            // Outcomes that a rerun cannot fix end the Job at once (the copier's table).
+            pod_failure_policy: Some(PodFailurePolicy {
+                rules: vec![PodFailurePolicyRule {
+                    action: "FailJob".into(),
+                    on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
+                        container_name: Some(CONTAINER.into()),
+                        operator: "In".into(),
+                        values: final_exit_codes(),
+                    }),
+                    ..Default::default()
+                }],
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(NONROOT),
+                        run_as_group: Some(NONROOT),
+                        // So the copy may write to a claimed volume as its non-root user.
+                        fs_group: Some(NONROOT),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    containers: vec![container],
+                    volumes: Some(volumes),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

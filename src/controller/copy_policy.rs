@@ -1,5 +1,6 @@
 //! The archive copy's decisions, pure like `policy`: when to start a copy Job, what its
-//! outcome means, when to retry, and the Job itself (built here, created by the reconciler).
+//! outcome means, when to retry, and (in [`outcome`]) what it makes of the resource's phase,
+//! summary and next look. The Job itself is built and observed in `copy_job`.
 //!
 //! Rules:
 //! - one copy per destination and generation; a new destination or a new generation after a
@@ -11,23 +12,22 @@
 //! - access is revoked after a copy (`afterCopy.revokeAccess`) only once the copy is verified:
 //!   [`CopyDecision::done`] is the only thing that allows it.
 
-use std::collections::BTreeMap;
+mod destination;
+mod outcome;
+
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::batch::v1::Job;
-use serde_json::json;
 
 use super::conditions::Wanted;
 use super::policy::time;
-use crate::copy::{Reason, Report};
-use crate::resource::{CopyStatus, MasterExport, MasterExportSpec};
+use crate::copy::Report;
+use crate::resource::{CopyPhase, CopyReason, CopyStatus, MasterExportSpec};
+
+pub use destination::{identity as destination_identity, is_of, object_key};
+pub use outcome::{fold_copy, has_copy_work, job_to_observe};
 
 pub const COPIED: &str = "Copied";
-pub const CONTAINER: &str = "copy";
-pub const NAME_LABEL: &str = "masterexport.io/name";
-/// Where the copier writes its result; the kubelet turns it into the termination message.
-pub const TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
 
 /// How copy Jobs are made.
 #[derive(Debug, Clone)]
@@ -71,6 +71,9 @@ pub enum JobOutcome {
 #[derive(Debug, Clone)]
 pub struct CopyInput<'a> {
     pub name: &'a str,
+    /// The resource's UID: its Jobs are named for it, so a leftover Job of a deleted
+    /// resource of the same name is never taken for this one's.
+    pub uid: &'a str,
     pub generation: i64,
     pub spec: &'a MasterExportSpec,
     pub copy: Option<&'a CopyStatus>,
@@ -81,6 +84,8 @@ pub struct CopyInput<'a> {
     pub now: Timestamp,
     /// Jobs to try for one copy before giving up on transient failures.
     pub max_attempts: u32,
+    /// Another resource (`namespace/name`) that claimed the same destination object first.
+    pub taken_by: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -98,58 +103,75 @@ pub struct CopyDecision {
     pub stalled: Option<(String, String)>,
 }
 
-/// A deterministic Job name for (resource, destination, generation, attempt), within the
-/// 63 characters a Job name may have (its pods carry it as a label).
-pub fn job_name(name: &str, destination: &str, generation: i64, attempt: u32) -> String {
+/// A deterministic Job name for (resource and its UID, destination identity, generation,
+/// attempt), within the 63 characters a Job name may have (its pods carry it as a label).
+pub fn job_name(name: &str, uid: &str, destination: &str, generation: i64, attempt: u32) -> String {
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(format!("{destination}\n{generation}").as_bytes());
+    let digest = sha2::Sha256::digest(format!("{uid}\n{destination}\n{generation}").as_bytes());
     let suffix = format!("-copy-{}-{attempt}", &hex::encode(digest)[..8]);
     let keep = 63usize.saturating_sub(suffix.len()).min(name.len());
     format!("{}{suffix}", name[..keep].trim_end_matches(['-', '.']))
 }
 
-fn is_retryable(reason: Reason) -> bool {
-    matches!(
-        reason,
-        Reason::UrlExpired
-            | Reason::RetriesExhausted
-            | Reason::StoreFailed
-            | Reason::Interrupted
-            | Reason::Failed
-    )
-}
-
-fn reason_name(reason: Reason) -> String {
-    serde_json::to_value(reason)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("{reason:?}"))
+/// Whether another Job may succeed where this attempt failed.
+fn is_retryable(reason: CopyReason) -> bool {
+    match reason {
+        CopyReason::JobFailed
+        | CopyReason::JobMissing
+        | CopyReason::UrlExpired
+        | CopyReason::RetriesExhausted
+        | CopyReason::StoreFailed
+        | CopyReason::Interrupted
+        | CopyReason::ReportMissing
+        | CopyReason::MasterIncomplete
+        | CopyReason::Failed => true,
+        CopyReason::Copied
+        | CopyReason::Skipped
+        | CopyReason::BadInput
+        | CopyReason::DestinationExists
+        | CopyReason::VerificationFailed
+        | CopyReason::SourceFailed => false,
+    }
 }
 
 pub fn decide_copy(input: &CopyInput<'_>) -> CopyDecision {
     let Some(destination) = input.spec.destination.as_ref() else {
         return CopyDecision::default();
     };
+    let identity = destination::identity(destination);
+    if let Some(other) = input.taken_by {
+        let why = format!(
+            "destination {} is already the destination of MasterExport {other}, created earlier; two copies must not write one object: give this MasterExport another destination (or delete one of them)",
+            destination.url
+        );
+        return CopyDecision {
+            condition: Some(Wanted::new(COPIED, false, "DestinationInUse", why.clone())),
+            stalled: Some(("DestinationInUse".into(), why)),
+            copy: input.copy.cloned(),
+            ..Default::default()
+        };
+    }
     let previous = input
         .copy
-        .filter(|c| c.destination == destination.url)
+        .filter(|c| destination::is_of(c, destination))
         // A failed copy of an older generation is not retried as is: the spec changed.
-        .filter(|c| !(c.phase == "Failed" && c.generation != input.generation))
+        .filter(|c| !(c.phase == CopyPhase::Failed && c.generation != input.generation))
         .cloned();
     let wanted = |status: bool, reason: &str, message: String| {
         Some(Wanted::new(COPIED, status, reason, message))
     };
     let start = |attempt: u32, previous: Option<&CopyStatus>| {
-        let job = job_name(input.name, &destination.url, input.generation, attempt);
+        let job = job_name(input.name, input.uid, &identity, input.generation, attempt);
         CopyDecision {
             copy: Some(CopyStatus {
-                phase: "Running".into(),
+                phase: CopyPhase::Running,
                 destination: destination.url.clone(),
+                destination_identity: Some(identity.clone()),
                 generation: input.generation,
                 job: Some(job.clone()),
                 attempts: attempt,
                 started_at: Some(time(input.now)),
-                reason: previous.and_then(|p| p.reason.clone()),
+                reason: previous.and_then(|p| p.reason),
                 ..Default::default()
             }),
             create_job: Some(job),
@@ -176,9 +198,11 @@ pub fn decide_copy(input: &CopyInput<'_>) -> CopyDecision {
         return start(1, None);
     };
 
-    match copy.phase.as_str() {
-        "Succeeded" => done(copy, destination.url.as_str()),
-        "Running" => match &input.job {
+    // A copy recorded before identities were: it is of this destination (by URL); record it.
+    copy.destination_identity = Some(identity.clone());
+    match copy.phase {
+        CopyPhase::Succeeded => done(copy, destination.url.as_str()),
+        CopyPhase::Running => match &input.job {
             JobOutcome::Running => CopyDecision {
                 condition: wanted(
                     false,
@@ -192,27 +216,35 @@ pub fn decide_copy(input: &CopyInput<'_>) -> CopyDecision {
                 ..Default::default()
             },
             JobOutcome::Succeeded(report) => {
-                copy.phase = "Succeeded".into();
                 copy.completed_at = Some(time(input.now));
-                if let Some(report) = report {
-                    copy.object = Some(report.object.clone());
-                    copy.size = report.size;
-                    copy.sha256 = report.sha256.clone();
-                    copy.reason = Some(reason_name(report.reason));
-                    copy.message = report.message.clone();
-                } else {
-                    copy.reason = Some("Copied".into());
+                match report.as_ref().filter(|r| verified(r)) {
+                    Some(report) => {
+                        copy.phase = CopyPhase::Succeeded;
+                        copy.object = Some(report.object.clone());
+                        copy.size = report.size;
+                        copy.sha256 = report.sha256.clone();
+                        copy.reason = Some(report.reason.into());
+                        copy.message = report.message.clone();
+                        done(copy, destination.url.as_str())
+                    }
+                    // Nothing says what was written: not a verified copy.
+                    None => {
+                        copy.phase = CopyPhase::Failed;
+                        copy.reason = Some(CopyReason::ReportMissing);
+                        copy.message = Some(
+                            "the copy Job succeeded but left no readable report (size and SHA-256), so the copy is not verified".into(),
+                        );
+                        failed(copy, input, start)
+                    }
                 }
-                done(copy, destination.url.as_str())
             }
             JobOutcome::Failed { report, message } => {
-                copy.phase = "Failed".into();
+                copy.phase = CopyPhase::Failed;
                 copy.completed_at = Some(time(input.now));
                 copy.reason = Some(
                     report
                         .as_ref()
-                        .map(|r| reason_name(r.reason))
-                        .unwrap_or_else(|| "JobFailed".into()),
+                        .map_or(CopyReason::JobFailed, |r| r.reason.into()),
                 );
                 copy.message = Some(
                     report
@@ -224,8 +256,8 @@ pub fn decide_copy(input: &CopyInput<'_>) -> CopyDecision {
             }
             // The Job vanished (deleted by hand, or expired by its TTL before we saw it).
             JobOutcome::Missing => {
-                copy.phase = "Failed".into();
-                copy.reason = Some("JobMissing".into());
+                copy.phase = CopyPhase::Failed;
+                copy.reason = Some(CopyReason::JobMissing);
                 copy.message = Some("the copy Job disappeared before it finished".into());
                 copy.completed_at = Some(time(input.now));
                 failed(copy, input, start)
@@ -233,6 +265,15 @@ pub fn decide_copy(input: &CopyInput<'_>) -> CopyDecision {
         },
         _ => failed(copy, input, start),
     }
+}
+
+/// A report that vouches for a verified copy: a success, with the size and digest checked.
+fn verified(report: &Report) -> bool {
+    matches!(
+        CopyReason::from(report.reason),
+        CopyReason::Copied | CopyReason::Skipped
+    ) && report.size.is_some()
+        && report.sha256.is_some()
 }
 
 fn done(copy: CopyStatus, destination: &str) -> CopyDecision {
@@ -264,14 +305,9 @@ fn failed(
     input: &CopyInput<'_>,
     start: impl Fn(u32, Option<&CopyStatus>) -> CopyDecision,
 ) -> CopyDecision {
-    let reason = copy.reason.clone().unwrap_or_else(|| "JobFailed".into());
+    let reason = copy.reason.unwrap_or(CopyReason::JobFailed);
     let message = copy.message.clone().unwrap_or_default();
-    let retryable = match reason.as_str() {
-        "JobFailed" | "JobMissing" => true,
-        other => serde_json::from_value::<Reason>(json!(other))
-            .map(is_retryable)
-            .unwrap_or(false),
-    };
+    let retryable = is_retryable(reason);
     if !retryable || copy.attempts >= input.max_attempts {
         let why = if retryable {
             format!("{message} (gave up after {} attempts)", copy.attempts)
@@ -279,13 +315,16 @@ fn failed(
             message
         };
         return CopyDecision {
-            condition: Some(Wanted::new(COPIED, false, &reason, why.clone())),
-            stalled: Some((format!("Copy{reason}"), format!("the copy failed: {why}"))),
+            condition: Some(Wanted::new(COPIED, false, reason.as_str(), why.clone())),
+            stalled: Some((
+                format!("Copy{}", reason.as_str()),
+                format!("the copy failed: {why}"),
+            )),
             copy: Some(copy),
             ..Default::default()
         };
     }
-    if reason == "UrlExpired" {
+    if reason == CopyReason::UrlExpired {
         // Only a URL requested after the failure is worth another attempt.
         let failed_at = copy.completed_at.as_ref().map(|t| t.0);
         let fresh =
@@ -310,7 +349,10 @@ fn failed(
                 COPIED,
                 false,
                 "WaitingForUrl",
-                format!("retrying the copy ({reason}) once the URL is ready"),
+                format!(
+                    "retrying the copy ({}) once the URL is ready",
+                    reason.as_str()
+                ),
             )),
             copy: Some(copy),
             ..Default::default()
@@ -320,365 +362,5 @@ fn failed(
     start(next, Some(&copy))
 }
 
-/// The copy Job: hardened, owned by the resource, the URL only by reference to its Secret.
-pub fn build_job(obj: &MasterExport, job_name: &str, settings: &CopySettings) -> Job {
-    use kube::ResourceExt;
-    let destination = obj.spec.destination.clone().unwrap_or_default();
-    let name = obj.name_any();
-    let labels: BTreeMap<String, String> = [
-        ("app.kubernetes.io/name", "mux-master-operator"),
-        ("app.kubernetes.io/component", "copy"),
-        ("app.kubernetes.io/managed-by", "mux-master-operator"),
-        (NAME_LABEL, name.as_str()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let mut env = vec![
-        json!({"name": "MUX_MASTER_URL", "valueFrom": {"secretKeyRef": {"name": obj.url_secret_name(), "key": "url"}}}),
-        json!({"name": "MMO_DESTINATION", "value": destination.url}),
-        json!({"name": "MMO_TERMINATION_MESSAGE_PATH", "value": TERMINATION_MESSAGE_PATH}),
-        json!({"name": "LOG_FORMAT", "value": "json"}),
-        // glibc makes an arena per thread by default; two keep the copier's memory flat.
-        json!({"name": "MALLOC_ARENA_MAX", "value": "2"}),
-    ];
-    if let Some(endpoint) = &destination.endpoint {
-        env.push(json!({"name": "MMO_ENDPOINT", "value": endpoint}));
-    }
-    if let Some(region) = &destination.region {
-        env.push(json!({"name": "MMO_REGION", "value": region}));
-    }
-    if !destination.path_style && destination.endpoint.is_none() {
-        env.push(json!({"name": "MMO_VIRTUAL_HOSTED_STYLE", "value": "true"}));
-    }
-    if destination.overwrite {
-        env.push(json!({"name": "MMO_OVERWRITE", "value": "true"}));
-    }
-    // A file:// destination writes to the claimed volume.
-    let mut volumes = vec![json!({"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}})];
-    let mut mounts = vec![json!({"name": "tmp", "mountPath": "/tmp"})];
-    if let Some(volume) = &destination.volume {
-        volumes.push(
-            json!({"name": "archive", "persistentVolumeClaim": {"claimName": volume.claim_name}}),
-        );
-        mounts.push(json!({"name": "archive", "mountPath": volume.mount_path}));
-    }
-    let env_from: Vec<serde_json::Value> = destination
-        .credentials_secret_ref
-        .iter()
-        .map(|s| json!({"secretRef": {"name": s.name}}))
-        .collect();
-    let job = json!({
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": job_name,
-            "namespace": obj.namespace(),
-            "labels": labels,
-            "ownerReferences": [{
-                "apiVersion": "masterexport.io/v1alpha1",
-                "kind": "MasterExport",
-                "name": name,
-                "uid": obj.uid().unwrap_or_default(),
-                "controller": true,
-                "blockOwnerDeletion": true,
-            }],
-        },
-        "spec": {
-            "backoffLimit": 2,
-            "activeDeadlineSeconds": settings.deadline.as_secs(),
-            "ttlSecondsAfterFinished": settings.ttl_after_finished.as_secs(),
-            // Exit codes that a rerun cannot fix end the Job at once (see `copy`'s docs):
-            // BadInput, UrlExpired (the controller refreshes the URL first), DestinationExists,
-            // VerificationFailed, SourceFailed.
-            "podFailurePolicy": {"rules": [{
-                "action": "FailJob",
-                "onExitCodes": {"containerName": CONTAINER, "operator": "In", "values": [2, 3, 4, 5, 8]},
-            }]},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "automountServiceAccountToken": false,
-                    "enableServiceLinks": false,
-                    "securityContext": {
-                        "runAsNonRoot": true,
-                        "runAsUser": 65532,
-                        "runAsGroup": 65532,
-                        // So the copy may write to a claimed volume as its non-root user.
-                        "fsGroup": 65532,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [{
-                        "name": CONTAINER,
-                        "image": settings.image,
-                        "args": ["copy"],
-                        "env": env,
-                        "envFrom": env_from,
-                        "terminationMessagePath": TERMINATION_MESSAGE_PATH,
-                        "terminationMessagePolicy": "File",
-                        "securityContext": {
-                            "allowPrivilegeEscalation": false,
-                            "readOnlyRootFilesystem": true,
-                            "runAsNonRoot": true,
-                            "capabilities": {"drop": ["ALL"]},
-                        },
-                        "resources": {
-                            "requests": {"cpu": "100m", "memory": "64Mi"},
-                            // A CPU limit also bounds the runtime's worker threads.
-                            "limits": {"cpu": "2", "memory": "256Mi"},
-                        },
-                        "volumeMounts": mounts,
-                    }],
-                    "volumes": volumes,
-                },
-            },
-        },
-    });
-    serde_json::from_value(job).expect("a well-formed Job")
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::resource::{Destination, LocalObjectRef, Source};
-
-    fn t(secs: i64) -> Timestamp {
-        Timestamp::from_second(1_700_000_000 + secs).unwrap()
-    }
-
-    fn spec() -> MasterExportSpec {
-        MasterExportSpec {
-            source: Source {
-                asset_id: Some("a1".into()),
-                live_stream_id: None,
-            },
-            access: Default::default(),
-            credentials_secret_ref: LocalObjectRef { name: "mux".into() },
-            refresh_before: "2h".into(),
-            url_secret: None,
-            deletion_policy: Default::default(),
-            suspend: false,
-            destination: Some(Destination {
-                url: "s3://archive/k.mp4".into(),
-                credentials_secret_ref: Some(LocalObjectRef {
-                    name: "archive".into(),
-                }),
-                endpoint: Some("http://minio:9000".into()),
-                path_style: true,
-                ..Default::default()
-            }),
-            after_copy: None,
-        }
-    }
-
-    fn input<'a>(
-        spec: &'a MasterExportSpec,
-        copy: Option<&'a CopyStatus>,
-        job: JobOutcome,
-    ) -> CopyInput<'a> {
-        CopyInput {
-            name: "keynote",
-            generation: 1,
-            spec,
-            copy,
-            url_requested_at: Some(t(0)),
-            url_published: true,
-            job,
-            now: t(10),
-            max_attempts: 4,
-        }
-    }
-
-    fn report(reason: Reason) -> Report {
-        Report {
-            reason,
-            message: Some("m".into()),
-            object: "s3://archive/k.mp4".into(),
-            size: Some(5),
-            sha256: Some("ab".into()),
-            resumes: 0,
-            verified: None,
-        }
-    }
-
-    #[test]
-    fn a_ready_url_starts_the_first_copy() {
-        let spec = spec();
-        let d = decide_copy(&input(&spec, None, JobOutcome::Missing));
-        let job = d.create_job.clone().unwrap();
-        assert!(
-            job.starts_with("keynote-copy-") && job.ends_with("-1"),
-            "{job}"
-        );
-        assert_eq!(d.copy.unwrap().phase, "Running");
-        assert!(!d.done);
-    }
-
-    #[test]
-    fn no_url_no_copy() {
-        let spec = spec();
-        let mut i = input(&spec, None, JobOutcome::Missing);
-        i.url_published = false;
-        let d = decide_copy(&i);
-        assert_eq!(d.create_job, None);
-        assert_eq!(d.condition.unwrap().reason, "WaitingForUrl");
-    }
-
-    #[test]
-    fn a_succeeded_job_records_the_verified_object() {
-        let spec = spec();
-        let running = decide_copy(&input(&spec, None, JobOutcome::Missing))
-            .copy
-            .unwrap();
-        let d = decide_copy(&input(
-            &spec,
-            Some(&running),
-            JobOutcome::Succeeded(Some(report(Reason::Copied))),
-        ));
-        assert!(d.done);
-        let copy = d.copy.unwrap();
-        assert_eq!(
-            (copy.phase.as_str(), copy.sha256.as_deref(), copy.size),
-            ("Succeeded", Some("ab"), Some(5))
-        );
-        assert!(d.condition.unwrap().status);
-    }
-
-    #[test]
-    fn an_expired_url_refreshes_then_runs_a_new_job() {
-        let spec = spec();
-        let running = decide_copy(&input(&spec, None, JobOutcome::Missing))
-            .copy
-            .unwrap();
-        let failed = JobOutcome::Failed {
-            report: Some(report(Reason::UrlExpired)),
-            message: String::new(),
-        };
-        let d = decide_copy(&input(&spec, Some(&running), failed));
-        assert!(d.refresh_url && d.create_job.is_none() && !d.done);
-        // Once a URL requested after the failure is published, attempt 2 starts.
-        let recorded = d.copy.unwrap();
-        let mut later = input(&spec, Some(&recorded), JobOutcome::Missing);
-        later.url_requested_at = Some(t(20));
-        later.now = t(21);
-        let d = decide_copy(&later);
-        assert!(d.create_job.unwrap().ends_with("-2"));
-        assert_eq!(d.copy.unwrap().attempts, 2);
-    }
-
-    #[test]
-    fn a_different_object_at_the_destination_stalls_without_retrying() {
-        let spec = spec();
-        let running = decide_copy(&input(&spec, None, JobOutcome::Missing))
-            .copy
-            .unwrap();
-        let failed = JobOutcome::Failed {
-            report: Some(report(Reason::DestinationExists)),
-            message: String::new(),
-        };
-        let d = decide_copy(&input(&spec, Some(&running), failed));
-        assert_eq!(d.create_job, None);
-        assert_eq!(d.stalled.unwrap().0, "CopyDestinationExists");
-        assert!(!d.done);
-    }
-
-    #[test]
-    fn transient_failures_retry_up_to_the_cap() {
-        let spec = spec();
-        let mut copy = decide_copy(&input(&spec, None, JobOutcome::Missing))
-            .copy
-            .unwrap();
-        for attempt in 2..=4 {
-            let failed = JobOutcome::Failed {
-                report: Some(report(Reason::RetriesExhausted)),
-                message: String::new(),
-            };
-            let d = decide_copy(&input(&spec, Some(&copy), failed));
-            assert!(d.create_job.unwrap().ends_with(&format!("-{attempt}")));
-            copy = d.copy.unwrap();
-        }
-        let failed = JobOutcome::Failed {
-            report: Some(report(Reason::RetriesExhausted)),
-            message: String::new(),
-        };
-        let d = decide_copy(&input(&spec, Some(&copy), failed));
-        assert_eq!(d.create_job, None);
-        assert!(d.stalled.is_some());
-    }
-
-    #[test]
-    fn a_new_destination_means_a_new_copy() {
-        let spec = spec();
-        let running = decide_copy(&input(&spec, None, JobOutcome::Missing))
-            .copy
-            .unwrap();
-        let done = decide_copy(&input(&spec, Some(&running), JobOutcome::Succeeded(None)))
-            .copy
-            .unwrap();
-        let mut moved = spec.clone();
-        moved.destination.as_mut().unwrap().url = "s3://archive/other.mp4".into();
-        let mut i = input(&moved, Some(&done), JobOutcome::Missing);
-        i.generation = 2;
-        let d = decide_copy(&i);
-        assert!(d.create_job.is_some() && !d.done);
-    }
-
-    #[test]
-    fn job_names_are_deterministic_and_short() {
-        let long = "x".repeat(80);
-        let a = job_name(&long, "s3://b/k", 3, 1);
-        assert!(a.len() <= 63, "{a}");
-        assert_eq!(a, job_name(&long, "s3://b/k", 3, 1));
-        assert_ne!(a, job_name(&long, "s3://b/k", 4, 1));
-    }
-
-    #[test]
-    fn the_job_is_hardened_and_holds_no_url() {
-        let mut obj = MasterExport::new("keynote", spec());
-        obj.metadata.namespace = Some("media".into());
-        obj.metadata.uid = Some("u1".into());
-        let job = build_job(&obj, "keynote-copy-1", &CopySettings::default());
-        let text = serde_json::to_string(&job).unwrap();
-        assert!(!text.contains("https://"), "no URL in the Job spec");
-        let spec = job.spec.unwrap();
-        assert!(
-            spec.active_deadline_seconds.is_some() && spec.ttl_seconds_after_finished.is_some()
-        );
-        assert_eq!(spec.backoff_limit, Some(2));
-        let pod = spec.template.spec.unwrap();
-        assert_eq!(pod.automount_service_account_token, Some(false));
-        assert_eq!(
-            pod.security_context.as_ref().unwrap().run_as_non_root,
-            Some(true)
-        );
-        let container = &pod.containers[0];
-        let sc = container.security_context.as_ref().unwrap();
-        assert_eq!(sc.read_only_root_filesystem, Some(true));
-        assert_eq!(sc.allow_privilege_escalation, Some(false));
-        assert_eq!(
-            sc.capabilities.as_ref().unwrap().drop.as_ref().unwrap(),
-            &vec!["ALL".to_string()]
-        );
-        assert!(container.resources.as_ref().unwrap().limits.is_some());
-        let url_env = container
-            .env
-            .as_ref()
-            .unwrap()
-            .iter()
-            .find(|e| e.name == "MUX_MASTER_URL")
-            .unwrap();
-        assert_eq!(url_env.value, None);
-        assert_eq!(
-            url_env
-                .value_from
-                .as_ref()
-                .unwrap()
-                .secret_key_ref
-                .as_ref()
-                .unwrap()
-                .name,
-            "keynote-master"
-        );
-    }
-}
+mod tests;

@@ -10,11 +10,20 @@ use kube::runtime::watcher;
 use crate::resource::MasterExport;
 
 type Ref = ObjectRef<MasterExport>;
+/// When a claim was made: the resource's creation, then its name, for a stable order.
+type Claim = (Option<jiff::Timestamp>, String, String);
 
 #[derive(Debug, Default)]
 pub struct SourceIndex {
     by_id: HashMap<String, HashSet<Ref>>,
     keys: HashMap<Ref, Vec<String>>,
+    /// The resources that need master access now ([`crate::controller::policy::wants_url`]):
+    /// what decides whether an asset's access may be turned off.
+    wanting: HashSet<Ref>,
+    /// Who names which destination object, with when each was created: the first one
+    /// keeps it, the later ones are refused.
+    destinations: HashMap<String, Vec<(Claim, Ref)>>,
+    destination_of: HashMap<Ref, String>,
     /// Objects seen since the watch (re)started listing; the rest are pruned at its end.
     relisting: Option<HashSet<Ref>>,
 }
@@ -68,10 +77,36 @@ impl SourceIndex {
         for id in &ids {
             self.by_id.entry(id.clone()).or_default().insert(r.clone());
         }
+        if crate::controller::policy::wants_url(obj) {
+            self.wanting.insert(r.clone());
+        }
+        if let Some(destination) = &obj.spec.destination {
+            let namespace = obj.metadata.namespace.clone().unwrap_or_default();
+            let key = crate::controller::copy_policy::object_key(&namespace, destination);
+            let claim = (
+                obj.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                namespace,
+                obj.metadata.name.clone().unwrap_or_default(),
+            );
+            self.destinations
+                .entry(key.clone())
+                .or_default()
+                .push((claim, r.clone()));
+            self.destination_of.insert(r.clone(), key);
+        }
         self.keys.insert(r, ids);
     }
 
     fn remove(&mut self, r: &Ref) {
+        self.wanting.remove(r);
+        if let Some(key) = self.destination_of.remove(r)
+            && let Some(claims) = self.destinations.get_mut(&key)
+        {
+            claims.retain(|(_, other)| other != r);
+            if claims.is_empty() {
+                self.destinations.remove(&key);
+            }
+        }
         for id in self.keys.remove(r).unwrap_or_default() {
             if let Some(set) = self.by_id.get_mut(&id) {
                 set.remove(r);
@@ -88,6 +123,24 @@ impl SourceIndex {
             .get(id)
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// The resources on `id` that need master access now.
+    pub fn wanting(&self, id: &str) -> Vec<Ref> {
+        self.by_id
+            .get(id)
+            .map(|s| {
+                s.iter()
+                    .filter(|r| self.wanting.contains(*r))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The claims on destination object `key`, in no particular order.
+    pub fn claims(&self, key: &str) -> Vec<(Claim, Ref)> {
+        self.destinations.get(key).cloned().unwrap_or_default()
     }
 
     pub fn len(&self) -> usize {
@@ -224,5 +277,33 @@ mod tests {
             Some("rec9"),
         )));
         assert_eq!(names(&index, "rec9"), vec!["live"]);
+    }
+
+    #[test]
+    fn only_live_resources_that_want_a_url_count_for_an_assets_access() {
+        use crate::resource::Access;
+        let mut index = SourceIndex::default();
+        let wants = export("wants", Some("asset1"), None, None);
+        let mut off = export("off", Some("asset1"), None, None);
+        off.spec.access = Access::None;
+        let mut leaving = export("leaving", Some("asset1"), None, None);
+        leaving.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+        );
+        for obj in [&wants, &off, &leaving] {
+            index.apply_event(&watcher::Event::Apply(obj.clone()));
+        }
+        let wanting: Vec<String> = index
+            .wanting("asset1")
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(wanting, vec!["wants"]);
+        // It changes its mind: nobody wants access any more.
+        let mut now_off = wants.clone();
+        now_off.spec.access = Access::None;
+        index.apply_event(&watcher::Event::Apply(now_off));
+        assert!(index.wanting("asset1").is_empty());
+        assert_eq!(names(&index, "asset1"), vec!["leaving", "off", "wants"]);
     }
 }

@@ -1,12 +1,33 @@
-//! The MasterExport controller: decisions in `policy` (pure), conditions in `conditions`
-//! (pure), the Kubernetes and Mux I/O in `reconcile`, wiring in `run`.
+//! The MasterExport controller, by concern (kube-runtime's layout):
+//!
+//! - pure decisions: `policy` (access, URLs, timing, failures; the phase table is in its
+//!   docs), `copy_policy` (the archive copy), `conditions` (kstatus conditions);
+//! - `context`: what every reconcile shares, and the options it is built from;
+//! - `error`: what can go wrong, and the condition reason each failure shows;
+//! - `publisher`: the URL Secret, then the status, in that order;
+//! - `events`: which Events a change calls for, and publishing them;
+//! - `mux_calls`: the reads and writes at Mux;
+//! - `copy_job`: the copy Job, built typed, observed, created alone;
+//! - `sweeper` and `expiries`: the record of expiries, and the task withdrawing expired URLs;
+//! - `index` and `wakeup`: which resources a webhook wakes;
+//! - `reconcile`: the apply / converge / cleanup flow; `run`: the wiring.
 
 pub mod conditions;
+pub mod context;
 pub mod copy_job;
 pub mod copy_policy;
+pub mod error;
+pub mod events;
 pub mod expiries;
 pub mod index;
+pub mod mux_calls;
 pub mod policy;
+pub mod publisher;
 pub mod reconcile;
 pub mod run;
+pub mod sweeper;
 pub mod wakeup;
+
+pub use context::{Context, Options};
+pub use error::Error;
+pub use reconcile::{error_policy, reconcile};

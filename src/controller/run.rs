@@ -13,10 +13,12 @@ use kube::runtime::utils::Predicate;
 use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
 use kube::{Api, Client};
 
+use super::context::{Context, Options};
 use super::copy_policy::CopySettings;
 use super::index::SourceIndex;
 use super::policy::Settings;
-use super::reconcile::{Context, Options, error_policy, reconcile, sweep_expired_urls};
+use super::reconcile::{error_policy, reconcile};
+use super::sweeper::sweep_expired_urls;
 use super::wakeup::Wakeups;
 use crate::leader::{Elector, LeaseConfig};
 use crate::metrics::Metrics;
@@ -272,6 +274,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         let (reader, writer) = reflector::store();
         let index = Arc::new(RwLock::new(SourceIndex::default()));
         let index_writer = index.clone();
+        let freed = wakeups.clone();
         let objects = watcher(api, watcher::Config::default().any_semantic())
             .default_backoff()
             .map_ok(move |event| {
@@ -279,6 +282,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
                     .write()
                     .expect("index lock")
                     .apply_event(&event);
+                if let watcher::Event::Delete(gone) = &event {
+                    // Its destination is free now: the next resource naming it may copy.
+                    freed.on_deleted(gone);
+                }
                 event
             })
             .reflect(writer)

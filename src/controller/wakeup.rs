@@ -103,9 +103,79 @@ impl Wakeups {
         }
         targets.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         targets.dedup();
+        self.queue(&targets, received);
+        targets.len()
+    }
+
+    /// The other resources on `asset_id`, in every watched namespace, that need master
+    /// access now: while there is one, the asset's access stays on.
+    pub fn others_wanting(&self, asset_id: &str, me: &Ref) -> Vec<Ref> {
+        let mut found: Vec<Ref> = Vec::new();
+        for index in self.indexes.read().expect("indexes lock").iter() {
+            found.extend(index.read().expect("index lock").wanting(asset_id));
+        }
+        found.retain(|r| r != me);
+        found.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        found.dedup();
+        found
+    }
+
+    /// Wakes the other resources on `asset_id` (poked: they ask Mux), after this one changed
+    /// what Mux shows for it (a new URL, access turned off or kept).
+    pub fn wake_others(&self, asset_id: &str, me: &Ref) {
+        let mut targets: Vec<Ref> = Vec::new();
+        for index in self.indexes.read().expect("indexes lock").iter() {
+            targets.extend(index.read().expect("index lock").lookup(asset_id));
+        }
+        targets.retain(|r| r != me);
+        targets.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        targets.dedup();
+        self.queue(&targets, Instant::now());
+    }
+
+    /// The resource that claimed destination object `key` first (created first), if it is
+    /// not `me`: then `me` must not write it.
+    pub fn destination_taken_by(&self, key: &str, me: &Ref) -> Option<Ref> {
+        let mut claims = Vec::new();
+        for index in self.indexes.read().expect("indexes lock").iter() {
+            claims.extend(index.read().expect("index lock").claims(key));
+        }
+        claims.sort_by(|a, b| a.0.cmp(&b.0));
+        claims
+            .into_iter()
+            .map(|(_, r)| r)
+            .next()
+            .filter(|first| first != me)
+    }
+
+    /// Wakes the other resources that name destination object `key` (one went away: the
+    /// next one may take it).
+    pub fn wake_destination(&self, key: &str, me: &Ref) {
+        let mut targets = Vec::new();
+        for index in self.indexes.read().expect("indexes lock").iter() {
+            targets.extend(index.read().expect("index lock").claims(key));
+        }
+        let targets: Vec<Ref> = targets
+            .into_iter()
+            .map(|(_, r)| r)
+            .filter(|r| r != me)
+            .collect();
+        self.queue(&targets, Instant::now());
+    }
+
+    /// After a resource is gone (and out of the index): wake those it held back.
+    pub fn on_deleted(&self, gone: &MasterExport) {
+        if let Some(destination) = &gone.spec.destination {
+            let namespace = gone.metadata.namespace.clone().unwrap_or_default();
+            let key = super::copy_policy::object_key(&namespace, destination);
+            self.wake_destination(&key, &ObjectRef::from(gone));
+        }
+    }
+
+    fn queue(&self, targets: &[Ref], received: Instant) {
         let mut pokes = self.pokes.lock().expect("pokes lock");
         let mut queues = self.queues.lock().expect("queues lock");
-        for target in &targets {
+        for target in targets {
             pokes.entry(target.clone()).or_insert(received);
             for (namespace, queue) in queues.iter_mut() {
                 if namespace.is_none() || namespace == &target.namespace {
@@ -115,7 +185,6 @@ impl Wakeups {
                 }
             }
         }
-        targets.len()
     }
 
     /// Takes the poke of a resource: `Some(arrival)` if a webhook woke it.

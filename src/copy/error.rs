@@ -35,6 +35,43 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every outcome, in the order of their exit statuses.
+    pub const ALL: [Reason; 12] = [
+        Reason::Copied,
+        Reason::Skipped,
+        Reason::Failed,
+        Reason::BadInput,
+        Reason::UrlExpired,
+        Reason::DestinationExists,
+        Reason::VerificationFailed,
+        Reason::RetriesExhausted,
+        Reason::StoreFailed,
+        Reason::SourceFailed,
+        Reason::Interrupted,
+        Reason::MasterIncomplete,
+    ];
+
+    /// Whether running the same pod again cannot help, so the copy Job should stop at once
+    /// (its `podFailurePolicy` is built from this): the input is unusable, the URL has
+    /// expired (the controller fetches a fresh one and starts a new Job), the destination
+    /// holds another object, the copy did not verify, or the source refused for good.
+    pub fn ends_the_job(self) -> bool {
+        match self {
+            Reason::BadInput
+            | Reason::UrlExpired
+            | Reason::DestinationExists
+            | Reason::VerificationFailed
+            | Reason::SourceFailed => true,
+            Reason::Copied
+            | Reason::Skipped
+            | Reason::Failed
+            | Reason::RetriesExhausted
+            | Reason::StoreFailed
+            | Reason::Interrupted
+            | Reason::MasterIncomplete => false,
+        }
+    }
+
     /// The process's exit status for this outcome.
     pub fn exit_code(self) -> u8 {
         match self {
@@ -54,21 +91,9 @@ impl Reason {
 
     /// The reason an exit status stands for (`Copied` for 0).
     pub fn from_exit_code(code: i32) -> Option<Reason> {
-        [
-            Reason::Copied,
-            Reason::Failed,
-            Reason::BadInput,
-            Reason::UrlExpired,
-            Reason::DestinationExists,
-            Reason::VerificationFailed,
-            Reason::RetriesExhausted,
-            Reason::StoreFailed,
-            Reason::SourceFailed,
-            Reason::Interrupted,
-            Reason::MasterIncomplete,
-        ]
-        .into_iter()
-        .find(|r| i32::from(r.exit_code()) == code)
+        Reason::ALL
+            .into_iter()
+            .find(|r| i32::from(r.exit_code()) == code)
     }
 }
 
@@ -136,5 +161,21 @@ mod tests {
             );
         }
         assert_eq!(Reason::Skipped.exit_code(), 0);
+        assert_eq!(Reason::from_exit_code(0), Some(Reason::Copied));
+    }
+
+    #[test]
+    fn the_outcomes_that_end_a_job_exit_with_their_own_nonzero_codes() {
+        let ending: Vec<u8> = Reason::ALL
+            .into_iter()
+            .filter(|r| r.ends_the_job())
+            .map(Reason::exit_code)
+            .collect();
+        assert_eq!(ending, vec![2, 3, 4, 5, 8]);
+        assert!(
+            Reason::ALL
+                .into_iter()
+                .all(|r| r.exit_code() != 0 || !r.ends_the_job())
+        );
     }
 }

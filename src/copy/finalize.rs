@@ -5,8 +5,7 @@
 //! copied server-side into a multipart upload created with the metadata (S3), streamed back
 //! through the pod (GCS, Azure, or `--finalize restream`), or renamed (`file://`).
 
-use futures::TryStreamExt;
-use object_store::{Attribute, Attributes, ObjectStoreExt, PutMultipartOptions};
+use object_store::{Attribute, Attributes, PutMultipartOptions};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
@@ -14,6 +13,7 @@ use super::args::{CopyArgs, FinalizeMode};
 use super::destination::{Backend, Destination, META_SHA256, META_SIZE, META_SOURCE};
 use super::error::{CopyError, Reason};
 use super::local::{set_local_metadata, write_sidecar};
+use super::read_back::ReadBack;
 use super::s3_copy::server_side_copy;
 
 pub use super::s3_copy::Publication;
@@ -145,15 +145,17 @@ async fn restream(
     .map_err(|e| CopyError::store(format!("starting the upload of {final_name}"), e))?;
     writer.fit(verified.size);
     let result = async {
-        let mut stream = store
-            .get(&destination.staging)
-            .await
-            .map_err(|e| CopyError::store("reading the staging object back", e))?
-            .into_stream();
+        let mut reader = ReadBack::new(
+            store.as_ref(),
+            &destination.staging,
+            verified.size,
+            args.max_retries,
+            args.retry_delay,
+        );
         let mut hasher = Sha256::new();
         loop {
             let chunk = tokio::select! {
-                chunk = stream.try_next() => chunk,
+                chunk = reader.next_chunk() => chunk,
                 _ = cancel.cancelled() => return Err(CopyError::interrupted()),
             };
             let Some(chunk) =

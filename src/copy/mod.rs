@@ -176,6 +176,7 @@ mod finalize;
 mod local;
 mod mp4;
 mod progress;
+mod read_back;
 mod report;
 mod retries;
 mod s3_copy;

@@ -55,8 +55,13 @@ pub fn gcs_store(args: &CopyArgs, bucket: &str) -> Result<impl ObjectStore, Copy
     for (key, value) in credential_settings::<GoogleConfigKey>(args)? {
         builder = builder.with_config(key, value);
     }
+    builder = builder.with_bucket_name(bucket);
+    // A GCS-compatible endpoint (an emulator, a proxy) instead of storage.googleapis.com.
+    if let Some(endpoint) = &args.endpoint {
+        builder = builder.with_base_url(endpoint.trim_end_matches('/'));
+    }
+    // (object_store's GCS client allows plain http already: nothing to do for --allow-http.)
     builder
-        .with_bucket_name(bucket)
         .build()
         .map_err(|e| CopyError::bad_input(format!("configuring Google Cloud Storage: {e}")))
 }

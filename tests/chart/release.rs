@@ -57,7 +57,14 @@ pub(crate) async fn helm_install(cp: &ControlPlane, client: &Client, values: &Va
     enforce_restricted(client, &namespace).await;
     // Release names are cluster-unique here: ClusterRoles are named after the release.
     let release = format!("mmo-{}", &namespace[namespace.len() - 8..]);
-    let file = values_file("install", values);
+    // Copy Jobs run the image the test node holds (`make image`). The operator itself runs as a
+    // process here (below), so the Deployment's pods must not run: nothing is pulled, ever.
+    let local = json!({
+        "copy": {"image": testenv::node::operator_image_name()},
+        "image": {"pullPolicy": "Never"},
+    });
+    let values = merge_deep(values.clone(), local);
+    let file = values_file("install", &values);
     let out = helm(&[
         "install",
         &release,
@@ -174,6 +181,23 @@ pub(crate) async fn pod_is_admitted(client: &Client, install: &Install) {
     match refused {
         Err(kube::Error::Api(status)) if status.message.contains("violates PodSecurity") => {}
         other => panic!("a pod without a security context should violate PodSecurity: {other:?}"),
+    }
+}
+
+/// `over` merged into `base`, objects key by key at every level.
+fn merge_deep(mut base: Value, over: Value) -> Value {
+    match (base.as_object_mut(), over) {
+        (Some(fields), Value::Object(over)) => {
+            for (key, value) in over {
+                let merged = match fields.remove(&key) {
+                    Some(old) => merge_deep(old, value),
+                    None => value,
+                };
+                fields.insert(key, merged);
+            }
+            base
+        }
+        (_, over) => over,
     }
 }
 
@@ -297,8 +321,8 @@ pub(crate) fn phase(obj: &MasterExport) -> Option<Phase> {
 }
 
 /// Takes the export through everything the operator does with its identity: Ready (the URL
-/// Secret, Events), then Copying (a Job), the Job's container run as a kubelet would (its pod
-/// admitted by the namespace's restricted Pod Security), then Copied (the operator read the
+/// Secret, Events), then Copying (a Job), the Job's pod run by the node (admitted by the
+/// namespace's restricted Pod Security; on the real node, run by the kubelet), then Copied (the operator read the
 /// copier's report from the pod) with the object in MinIO.
 pub(crate) async fn becomes_ready_and_copied(
     client: &Client,

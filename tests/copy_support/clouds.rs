@@ -46,6 +46,27 @@ impl Cloud {
         }
     }
 
+    /// GCS as a user of a GCS-compatible endpoint configures it: a key without a base URL, and
+    /// the endpoint given to the copier (`destination.endpoint`).
+    pub fn gcs_at_endpoint(gcs: &GcsEmulator) -> Cloud {
+        let mut key: serde_json::Value = serde_json::from_str(&gcs.service_account_key()).unwrap();
+        key.as_object_mut().unwrap().remove("gcs_base_url");
+        let mut cloud = Cloud::gcs(gcs);
+        cloud.credentials = credentials_dir(&[("google_service_account_key", &key.to_string())]);
+        cloud.flags = vec!["--endpoint".into(), gcs.endpoint().into()];
+        cloud
+    }
+
+    /// GCS, with more settings of object_store's client in the credentials folder (a user can
+    /// set any of them there, e.g. `timeout`).
+    pub fn gcs_with(gcs: &GcsEmulator, settings: &[(&str, &str)]) -> Cloud {
+        let cloud = Cloud::gcs(gcs);
+        for (name, value) in settings {
+            std::fs::write(cloud.credentials.path().join(name), value).unwrap();
+        }
+        cloud
+    }
+
     /// Azure: the account and its key under object_store's names, the account's endpoint.
     pub fn azure(azurite: &Azurite) -> Cloud {
         Cloud {

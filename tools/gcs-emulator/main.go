@@ -36,6 +36,7 @@ func main() {
 	root := flag.String("root", "", "folder for the objects and the multipart uploads in progress")
 	var names buckets
 	flag.Var(&names, "bucket", "a bucket to create at start (repeatable)")
+	readRate := flag.Int64("read-rate", 0, "bytes per second each object download is held to (0: no limit), as a slow link would")
 	flag.Parse()
 	if *root == "" {
 		log.Fatal("-root is required")
@@ -71,7 +72,7 @@ func main() {
 		log.Fatalf("creating %s: %v", uploads, err)
 	}
 
-	handler := &xmlAPI{store: store, uploads: uploads, json: store.HTTPHandler()}
+	handler := &xmlAPI{store: store, uploads: uploads, json: store.HTTPHandler(), readRate: *readRate}
 	server := &http.Server{Handler: handler}
 	fmt.Printf("gcs-emulator listening on http://%s\n", addr)
 	os.Stdout.Sync()

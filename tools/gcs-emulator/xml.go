@@ -1,18 +1,13 @@
 package main
 
 import (
-	"crypto/md5"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,6 +22,8 @@ type xmlAPI struct {
 	store   *fakestorage.Server
 	uploads string
 	json    http.Handler
+	// readRate holds each download to this many bytes a second (0: no limit).
+	readRate int64
 }
 
 func (a *xmlAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -244,6 +241,9 @@ func (a *xmlAPI) get(w http.ResponseWriter, r *http.Request, bucket, object stri
 	if modified.IsZero() {
 		modified = time.Now()
 	}
+	if a.readRate > 0 {
+		w = &throttled{ResponseWriter: w, rate: a.readRate}
+	}
 	// ServeContent answers Range, If-Match, If-None-Match, If-(Un)Modified-Since and HEAD.
 	http.ServeContent(w, r, "", modified, obj.Content)
 }
@@ -315,162 +315,31 @@ func (a *xmlAPI) list(w http.ResponseWriter, r *http.Request, bucket string) {
 	_ = xml.NewEncoder(w).Encode(result)
 }
 
-// --- multipart uploads: each upload a folder of parts, with the initiation's attributes ----------
-
-type initiateResult struct {
-	XMLName  xml.Name `xml:"InitiateMultipartUploadResult"`
-	Bucket   string   `xml:"Bucket"`
-	Key      string   `xml:"Key"`
-	UploadID string   `xml:"UploadId"`
+// throttled holds a response body to `rate` bytes a second, as a slow link between the store and
+// its client would: the tests give a client timeouts shorter than a whole download this way.
+type throttled struct {
+	http.ResponseWriter
+	rate  int64
+	start time.Time
+	sent  int64
 }
 
-type completeRequest struct {
-	Parts []struct {
-		PartNumber int    `xml:"PartNumber"`
-		ETag       string `xml:"ETag"`
-	} `xml:"Part"`
-}
-
-type completeResult struct {
-	XMLName xml.Name `xml:"CompleteMultipartUploadResult"`
-	Bucket  string   `xml:"Bucket"`
-	Key     string   `xml:"Key"`
-	ETag    string   `xml:"ETag"`
-}
-
-func (a *xmlAPI) uploadDir(id string) (string, error) {
-	if id == "" || strings.ContainsAny(id, "/.") {
-		return "", errors.New("a malformed upload ID")
+func (t *throttled) Write(p []byte) (int, error) {
+	if t.start.IsZero() {
+		t.start = time.Now()
 	}
-	return filepath.Join(a.uploads, id), nil
-}
-
-func (a *xmlAPI) initiate(w http.ResponseWriter, r *http.Request, bucket, object string) {
-	raw := make([]byte, 16)
-	_, _ = rand.Read(raw)
-	id := hex.EncodeToString(raw)
-	dir := filepath.Join(a.uploads, id)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		xmlError(w, http.StatusInternalServerError, "InternalError", err.Error())
-		return
-	}
-	header, _ := os.Create(filepath.Join(dir, "headers"))
-	_ = r.Header.Write(header)
-	header.Close()
-	w.Header().Set("Content-Type", "application/xml")
-	_ = xml.NewEncoder(w).Encode(initiateResult{Bucket: bucket, Key: object, UploadID: id})
-}
-
-func (a *xmlAPI) putPart(w http.ResponseWriter, r *http.Request, id, number string) {
-	dir, err := a.uploadDir(id)
-	if _, statErr := os.Stat(dir); err != nil || statErr != nil {
-		xmlError(w, http.StatusNotFound, "NoSuchUpload", "no such upload")
-		return
-	}
-	n, err := strconv.Atoi(number)
-	if err != nil || n < 1 || n > 10000 {
-		xmlError(w, http.StatusBadRequest, "InvalidArgument", "partNumber")
-		return
-	}
-	file, err := os.Create(filepath.Join(dir, fmt.Sprintf("part-%05d", n)))
-	if err != nil {
-		xmlError(w, http.StatusInternalServerError, "InternalError", err.Error())
-		return
-	}
-	defer file.Close()
-	sum := md5.New()
-	if _, err := io.Copy(io.MultiWriter(file, sum), r.Body); err != nil {
-		xmlError(w, http.StatusInternalServerError, "InternalError", err.Error())
-		return
-	}
-	w.Header().Set("ETag", quote(hex.EncodeToString(sum.Sum(nil))))
-	w.WriteHeader(http.StatusOK)
-}
-
-func (a *xmlAPI) complete(w http.ResponseWriter, r *http.Request, bucket, object, id string) {
-	dir, err := a.uploadDir(id)
-	if _, statErr := os.Stat(dir); err != nil || statErr != nil {
-		xmlError(w, http.StatusNotFound, "NoSuchUpload", "no such upload")
-		return
-	}
-	var request completeRequest
-	if err := xml.NewDecoder(r.Body).Decode(&request); err != nil || len(request.Parts) == 0 {
-		xmlError(w, http.StatusBadRequest, "MalformedXML", "a CompleteMultipartUpload with parts")
-		return
-	}
-	headerFile, err := os.Open(filepath.Join(dir, "headers"))
-	if err != nil {
-		xmlError(w, http.StatusInternalServerError, "InternalError", err.Error())
-		return
-	}
-	initiation, err := readHeaders(headerFile)
-	headerFile.Close()
-	if err != nil {
-		xmlError(w, http.StatusInternalServerError, "InternalError", err.Error())
-		return
-	}
-	if !a.precondition(w, initiation, bucket, object) || !a.precondition(w, r.Header, bucket, object) {
-		return
-	}
-	whole, err := os.CreateTemp(a.uploads, "complete-*")
-	if err != nil {
-		xmlError(w, http.StatusInternalServerError, "InternalError", err.Error())
-		return
-	}
-	defer whole.Close()
-	previous := 0
-	for _, part := range request.Parts {
-		if part.PartNumber <= previous {
-			os.Remove(whole.Name())
-			xmlError(w, http.StatusBadRequest, "InvalidPartOrder", "parts must be in ascending order")
-			return
-		}
-		previous = part.PartNumber
-		file, err := os.Open(filepath.Join(dir, fmt.Sprintf("part-%05d", part.PartNumber)))
+	written := 0
+	for len(p) > 0 {
+		chunk := min(len(p), 64<<10)
+		n, err := t.ResponseWriter.Write(p[:chunk])
+		written += n
+		t.sent += int64(n)
 		if err != nil {
-			os.Remove(whole.Name())
-			xmlError(w, http.StatusBadRequest, "InvalidPart", fmt.Sprintf("part %d was not uploaded", part.PartNumber))
-			return
+			return written, err
 		}
-		_, err = io.Copy(whole, file)
-		file.Close()
-		if err != nil {
-			os.Remove(whole.Name())
-			xmlError(w, http.StatusInternalServerError, "InternalError", err.Error())
-			return
-		}
+		p = p[chunk:]
+		due := t.start.Add(time.Duration(float64(t.sent) / float64(t.rate) * float64(time.Second)))
+		time.Sleep(time.Until(due))
 	}
-	stored, ok := a.storeFile(w, attrsFrom(initiation, bucket, object), whole)
-	if !ok {
-		return
-	}
-	os.RemoveAll(dir)
-	w.Header().Set("Content-Type", "application/xml")
-	_ = xml.NewEncoder(w).Encode(completeResult{Bucket: bucket, Key: object, ETag: quote(stored.Etag)})
-}
-
-func (a *xmlAPI) abort(w http.ResponseWriter, id string) {
-	dir, err := a.uploadDir(id)
-	if err != nil {
-		xmlError(w, http.StatusNotFound, "NoSuchUpload", "no such upload")
-		return
-	}
-	os.RemoveAll(dir)
-	w.WriteHeader(http.StatusNoContent)
-}
-
-// readHeaders reads back the initiation's headers, written by http.Header.Write.
-func readHeaders(r io.Reader) (http.Header, error) {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return nil, err
-	}
-	h := http.Header{}
-	for _, line := range strings.Split(string(data), "\r\n") {
-		name, value, ok := strings.Cut(line, ":")
-		if ok {
-			h.Add(strings.TrimSpace(name), strings.TrimSpace(value))
-		}
-	}
-	return h, nil
+	return written, nil
 }

@@ -3,7 +3,8 @@
 //! What runs is what a cluster's API runs: RBAC authorization, the ServiceAccount token
 //! machinery (TokenRequest, a signing key and an issuer), admission, CRDs. What does not run is
 //! the controller manager and the scheduler: no namespace is ever finalized, no Pod scheduled,
-//! no Job started. Tests play those parts where they need them.
+//! no Job started, unless a test starts a [`crate::node::Node`] on it (which adds them and a
+//! kubelet); otherwise tests play those parts where they need them.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,6 +33,10 @@ pub struct ControlPlane {
     etcd: Process,
     config: Config,
     kubeconfig: PathBuf,
+    /// The apiserver's serving CA (self-signed), for a controller-manager's `--root-ca-file`.
+    ca: PathBuf,
+    /// The ServiceAccount signing key, for a controller-manager's token controller.
+    service_account_key: PathBuf,
     scratch: Scratch,
 }
 
@@ -58,7 +63,7 @@ impl ControlPlane {
         let mut scratch = Scratch::new("controlplane")?;
         let credentials = Credentials::generate(scratch.dir())?;
         let (etcd, etcd_url) = retry_on_port_conflict(|| start_etcd(&etcd_bin, &mut scratch))?;
-        let (apiserver, config, kubeconfig) = retry_on_port_conflict(|| {
+        let (apiserver, config, kubeconfig, ca) = retry_on_port_conflict(|| {
             start_apiserver(&apiserver_bin, &etcd_url, &credentials, &mut scratch)
         })?;
         Ok(ControlPlane {
@@ -66,6 +71,8 @@ impl ControlPlane {
             etcd,
             config,
             kubeconfig,
+            ca,
+            service_account_key: credentials.service_account_private_key,
             scratch,
         })
     }
@@ -73,6 +80,16 @@ impl ControlPlane {
     /// The admin's kubeconfig file (user `admin`, group `system:masters`), for tools like Helm.
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// The apiserver's serving CA certificate (PEM).
+    pub fn ca(&self) -> &Path {
+        &self.ca
+    }
+
+    /// The private key that signs ServiceAccount tokens (PEM).
+    pub(crate) fn service_account_key(&self) -> &Path {
+        &self.service_account_key
     }
 
     /// The admin's client configuration.
@@ -178,14 +195,14 @@ fn start_etcd(bin: &Path, scratch: &mut Scratch) -> Result<(Process, String)> {
     Ok((etcd, client_url))
 }
 
-/// Starts kube-apiserver on a fresh port; returns it, the admin's client configuration and the
-/// admin's kubeconfig once `/readyz` says yes.
+/// Starts kube-apiserver on a fresh port; returns it, the admin's client configuration, the
+/// admin's kubeconfig and the serving CA once `/readyz` says yes.
 fn start_apiserver(
     bin: &Path,
     etcd_url: &str,
     credentials: &Credentials,
     scratch: &mut Scratch,
-) -> Result<(Process, Config, PathBuf)> {
+) -> Result<(Process, Config, PathBuf, PathBuf)> {
     let port = free_port()?;
     let url = format!("https://127.0.0.1:{port}");
     // The apiserver writes a self-signed serving certificate (and its CA) here when it starts.
@@ -207,7 +224,10 @@ fn start_apiserver(
         .arg(&credentials.service_account_public_key)
         .arg("--service-account-signing-key-file")
         .arg(&credentials.service_account_private_key)
-        .arg("--allow-privileged=true");
+        .arg("--allow-privileged=true")
+        // A test node's kubelet listens on 127.0.0.1 under the name `localhost` (its InternalIP
+        // is the machine's address, which it does not listen on): logs and exec go by name.
+        .arg("--kubelet-preferred-address-types=Hostname");
     let mut apiserver = Process::spawn("kube-apiserver", command, scratch)?;
 
     let ca = cert_dir.join("apiserver.crt");
@@ -238,7 +258,7 @@ fn start_apiserver(
         })
         .await
     })??;
-    Ok((apiserver, config, kubeconfig))
+    Ok((apiserver, config, kubeconfig, ca))
 }
 
 /// Reads the kubeconfig we wrote, exactly as a user's tool would.

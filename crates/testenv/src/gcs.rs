@@ -28,10 +28,16 @@ impl GcsEmulator {
     /// Starts an emulator of its own, with the bucket `testenv`; it stops when dropped. Blocks
     /// until it answers its health check.
     pub fn start() -> Result<Self> {
+        Self::start_with(&[])
+    }
+
+    /// Starts an emulator with extra flags, e.g. `-read-rate BYTES` to hold every download to
+    /// that many bytes a second, as a slow link would.
+    pub fn start_with(args: &[&str]) -> Result<Self> {
         mux::tls::install_crypto_provider();
         let bin = Tool::GcsEmulator.path()?;
         let mut scratch = Scratch::new("gcs")?;
-        let (server, endpoint) = retry_on_port_conflict(|| start_server(&bin, &mut scratch))?;
+        let (server, endpoint) = retry_on_port_conflict(|| start_server(&bin, &mut scratch, args))?;
         Ok(GcsEmulator {
             server,
             endpoint,
@@ -107,7 +113,7 @@ impl GcsEmulator {
 }
 
 /// Starts the emulator on a fresh port; returns it and its endpoint once it answers.
-fn start_server(bin: &Path, scratch: &mut Scratch) -> Result<(Process, String)> {
+fn start_server(bin: &Path, scratch: &mut Scratch, args: &[&str]) -> Result<(Process, String)> {
     let port = free_port()?;
     let endpoint = format!("http://127.0.0.1:{port}");
     let mut command = Command::new(bin);
@@ -116,7 +122,8 @@ fn start_server(bin: &Path, scratch: &mut Scratch) -> Result<(Process, String)> 
         .arg(format!("127.0.0.1:{port}"))
         .arg("-root")
         .arg(scratch.dir().join(format!("data-{port}")))
-        .args(["-bucket", BUCKET]);
+        .args(["-bucket", BUCKET])
+        .args(args);
     let mut server = Process::spawn("gcs-emulator", command, scratch)?;
     let ready = format!("{endpoint}/_internal/healthcheck");
     block_on(async {

@@ -9,6 +9,8 @@
 //! - [`GcsEmulator`] and [`Azurite`]: Google Cloud Storage and Azure Blob Storage, emulated, each
 //!   with a bucket (container).
 //! - [`MuxSim`]: the Mux emulator, from a binary path the caller gives.
+//! - [`node::Node`]: a real node on the control plane (containerd, kubelet, controller-manager,
+//!   scheduler); where it cannot run, [`kubelet`] plays it.
 //! - [`tools`]: where the binaries built by `make tools` are.
 //!
 //! Every component waits until it answers its own readiness endpoint, and is stopped (and its
@@ -29,6 +31,7 @@ mod gcs;
 pub mod kubelet;
 mod minio;
 mod muxsim;
+pub mod node;
 mod process;
 mod ready;
 mod scratch;

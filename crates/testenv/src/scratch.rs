@@ -9,6 +9,11 @@
 //!
 //! The write end of the pipe is close-on-exec (std opens every pipe so), so no child inherits it
 //! and keeps the watchdog waiting.
+//!
+//! An environment that changes the machine beyond its folder (the node: mounts, cgroups, sysctls)
+//! also registers a teardown script (`run PATH` on the pipe), which the watchdog runs after the
+//! kills and before removing the folder; and it may hand the watchdog a file descriptor to hold
+//! (a machine-wide lock) until that cleanup is done.
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -20,10 +25,10 @@ use super::error::{Error, Result};
 /// Set to keep scratch folders (logs, data) after the test, for debugging.
 const KEEP_ENV: &str = "MMO_TESTENV_KEEP";
 
-/// The watchdog: collects pids until end-of-file, then kills them, waits (bounded) until they are
-/// dead, zombies included, and removes the folder `$1` unless `$2` is `keep`. It ignores the
-/// terminal's signals, which are aimed at the test's process group, so that Ctrl-C leaves it
-/// alive to clean up.
+/// The watchdog: collects pids (and teardown scripts, `run PATH`) until end-of-file, then kills
+/// the pids, waits (bounded) until they are dead, zombies included, runs the scripts, and removes
+/// the folder `$1` unless `$2` is `keep`. It ignores the terminal's signals, which are aimed at
+/// the test's process group, so that Ctrl-C leaves it alive to clean up.
 const WATCHDOG: &str = r#"
 trap '' INT TERM HUP QUIT
 alive() {
@@ -31,12 +36,19 @@ alive() {
   [ -n "$state" ] && [ "$state" != Z ]
 }
 pids=
-while read -r pid; do pids="$pids $pid"; done
+scripts=
+while read -r line; do
+  case $line in
+    "run "*) scripts="$scripts ${line#run }" ;;
+    *) pids="$pids $line" ;;
+  esac
+done
 for pid in $pids; do kill -KILL "$pid" 2>/dev/null; done
 for pid in $pids; do
   n=0
   while alive "$pid" && [ "$n" -lt 100 ]; do sleep 0.05; n=$((n + 1)); done
 done
+for script in $scripts; do sh "$script" >/dev/null 2>&1; done
 [ "$2" = keep ] || rm -rf "$1"
 "#;
 
@@ -53,6 +65,19 @@ pub(crate) struct Scratch {
 impl Scratch {
     /// Creates `$TMPDIR/mmo-<label>-<random>` and its watchdog.
     pub(crate) fn new(label: &str) -> Result<Self> {
+        Self::create(label, None)
+    }
+
+    /// Like [`Scratch::new`], and the watchdog holds a duplicate of `held` (as its stdout) until
+    /// it has cleaned up: a lock held through it is released only once the machine is clean.
+    pub(crate) fn holding(label: &str, held: &std::os::fd::OwnedFd) -> Result<Self> {
+        let held = held
+            .try_clone()
+            .map_err(Error::io("duplicating a descriptor for the watchdog"))?;
+        Self::create(label, Some(Stdio::from(held)))
+    }
+
+    fn create(label: &str, stdout: Option<Stdio>) -> Result<Self> {
         let dir =
             std::env::temp_dir().join(format!("mmo-{label}-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
@@ -62,7 +87,7 @@ impl Scratch {
             .arg(&dir)
             .arg(if keep { "keep" } else { "remove" })
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(stdout.unwrap_or_else(Stdio::null))
             .stderr(Stdio::null())
             // Its own process group: signals sent to the test's group do not reach it.
             .process_group(0)
@@ -89,6 +114,13 @@ impl Scratch {
     /// The folder.
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Tells the watchdog to run `sh SCRIPT` if this process dies, after killing the processes
+    /// and before removing the folder. The path must have no whitespace.
+    pub(crate) fn run_on_teardown(&mut self, script: &Path) -> Result<()> {
+        writeln!(self.pipe, "run {}", script.display())
+            .map_err(Error::io("registering a teardown script with the watchdog"))
     }
 
     /// Tells the watchdog to kill `child` if this process dies.

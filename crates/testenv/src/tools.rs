@@ -24,6 +24,9 @@ pub enum Tool {
     GcsEmulator,
     /// Azurite's blob service, from npm.
     Azurite,
+    Kubelet,
+    KubeControllerManager,
+    KubeScheduler,
 }
 
 impl Tool {
@@ -36,6 +39,9 @@ impl Tool {
             Tool::Helm => "helm",
             Tool::GcsEmulator => "gcs-emulator",
             Tool::Azurite => "azurite-blob",
+            Tool::Kubelet => "kubelet",
+            Tool::KubeControllerManager => "kube-controller-manager",
+            Tool::KubeScheduler => "kube-scheduler",
         }
     }
 
@@ -50,7 +56,10 @@ impl Tool {
     /// The pinned version, from `tools/versions.mk`.
     pub fn version(self) -> &'static str {
         let key = match self {
-            Tool::KubeApiserver => "KUBE_VERSION",
+            Tool::KubeApiserver
+            | Tool::Kubelet
+            | Tool::KubeControllerManager
+            | Tool::KubeScheduler => "KUBE_VERSION",
             Tool::Etcd => "ETCD_VERSION",
             Tool::Minio => "MINIO_VERSION",
             Tool::Helm => "HELM_VERSION",
@@ -114,7 +123,7 @@ pub fn venv_python() -> Result<PathBuf> {
 }
 
 /// The folder holding `<component>-<version>/` folders.
-fn tools_dir() -> PathBuf {
+pub(crate) fn tools_dir() -> PathBuf {
     match std::env::var_os("MMO_TOOLS_DIR") {
         Some(dir) => PathBuf::from(dir),
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools"),
@@ -122,7 +131,7 @@ fn tools_dir() -> PathBuf {
 }
 
 /// The value of `KEY := value` in `tools/versions.mk`.
-fn version_of(key: &str) -> Option<&'static str> {
+pub(crate) fn version_of(key: &str) -> Option<&'static str> {
     VERSIONS_MK.lines().find_map(|line| {
         let (name, value) = line.split_once(":=")?;
         (name.trim() == key).then(|| value.trim())
@@ -135,7 +144,15 @@ mod tests {
 
     #[test]
     fn every_tool_has_a_pinned_version() {
-        for tool in [Tool::KubeApiserver, Tool::Etcd, Tool::Minio, Tool::Helm] {
+        for tool in [
+            Tool::KubeApiserver,
+            Tool::Etcd,
+            Tool::Minio,
+            Tool::Helm,
+            Tool::Kubelet,
+            Tool::KubeControllerManager,
+            Tool::KubeScheduler,
+        ] {
             assert!(
                 tool.version().starts_with('v'),
                 "{tool:?}: {}",

@@ -12,6 +12,8 @@
 //! rclone is installed with `apt-get install -y rclone` when it is missing and the bench runs
 //! as root; otherwise its row is skipped with a message.
 
+mod clouds;
+
 use std::fs::File;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -22,6 +24,8 @@ use mux_sim::content;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use testenv::{Minio, MuxSim};
+
+use clouds::{Cloud, cloud_destination};
 
 const COPIER: &str = env!("CARGO_BIN_EXE_mux-master-operator");
 const MIB: u64 = 1 << 20;
@@ -131,6 +135,37 @@ fn main() -> ExitCode {
         Err(e) => panic!("the copier did not run: {e}"),
     }
     drop(volume);
+
+    // The copier into the GCS emulator and into Azurite: so a regression of gs:// or az:// shows.
+    for (what, cloud) in [
+        (
+            "→ GCS emu, verified",
+            cloud_destination(Cloud::Gcs, &master.id),
+        ),
+        (
+            "→ Azurite, verified",
+            cloud_destination(Cloud::Azure, &master.id),
+        ),
+    ] {
+        let cloud = match cloud {
+            Ok(cloud) => cloud,
+            Err(e) => {
+                println!("{what}: skipped ({e})");
+                continue;
+            }
+        };
+        let mut command = copier_command(&minio, &master.url, &cloud.url);
+        command
+            .args(["--settle-checks", "1"])
+            .envs(cloud.env.iter().cloned());
+        match run(&mut command) {
+            Ok(run) => {
+                check_report(&run, size, &expected);
+                rows.push(Row::new("mux-master-operator copy", what, size, run));
+            }
+            Err(e) => panic!("the copier did not run: {e}"),
+        }
+    }
 
     // rclone copyurl: download and multipart upload into the same MinIO.
     match rclone(!smoke) {

@@ -1,0 +1,158 @@
+//! What every reconcile shares (clients, metrics, wake-ups, the record of expiries), and the
+//! options it is built from.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Client;
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+
+use super::copy_policy::CopySettings;
+use super::policy::{Grant, Settings};
+use super::sweeper::ExpiryRecord;
+use super::wakeup::Wakeups;
+use crate::metrics::Metrics;
+use crate::resource::{MasterExport, MasterExportStatus};
+use mux::MuxClients;
+
+pub const FIELD_MANAGER: &str = "mux-master-operator";
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "mux-master-operator");
+/// Keys of the credentials Secret.
+pub const TOKEN_ID_KEY: &str = "tokenId";
+pub const TOKEN_SECRET_KEY: &str = "tokenSecret";
+
+/// The owner reference of everything a resource makes (its URL Secret, its copy Jobs): the
+/// resource is their controller, and the garbage collector deletes them after it.
+pub fn owned_by(obj: &MasterExport) -> Option<Vec<OwnerReference>> {
+    let mut owner = obj.controller_owner_ref(&())?;
+    owner.block_owner_deletion = Some(true);
+    Some(vec![owner])
+}
+
+/// How the controller behaves, from the command line.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub settings: Settings,
+    /// How long a deletion waits for Mux before giving up on revoking access.
+    pub deletion_timeout: Duration,
+    /// The fallback poll while webhooks flow.
+    pub webhook_poll: Duration,
+    /// How copy Jobs are made.
+    pub copy: CopySettings,
+}
+
+/// Everything a reconcile needs, shared by all of them.
+pub struct Context {
+    pub client: Client,
+    pub mux: MuxClients,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+    /// Webhook wake-ups, and whether webhooks flow (polls slow down when they do).
+    pub wakeups: Arc<Wakeups>,
+    pub settings: Settings,
+    pub deletion_timeout: Duration,
+    pub webhook_poll: Duration,
+    pub copy: CopySettings,
+    /// When each published URL expires: the sweeper's timers and the expiry gauge.
+    pub expiries: ExpiryRecord,
+    /// Consecutive failures per resource, for backoff; forgotten on success.
+    failures: Mutex<HashMap<ObjectRef<MasterExport>, u32>>,
+    /// The latest URL grant recorded per asset (any resource on it), with its window: what
+    /// another resource on the asset adopts instead of renewing.
+    grants: Mutex<HashMap<String, Grant>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        mux: MuxClients,
+        recorder: Recorder,
+        metrics: Metrics,
+        wakeups: Arc<Wakeups>,
+        options: Options,
+    ) -> Self {
+        Self {
+            client,
+            mux,
+            recorder,
+            expiries: ExpiryRecord::new(metrics.clone()),
+            metrics,
+            wakeups,
+            settings: options.settings,
+            deletion_timeout: options.deletion_timeout,
+            webhook_poll: options.webhook_poll,
+            copy: options.copy,
+            failures: Mutex::default(),
+            grants: Mutex::default(),
+        }
+    }
+
+    /// Remembers the grant a status publishes, when its window is known.
+    pub(crate) fn record_grant(&self, status: &MasterExportStatus) {
+        let Some(asset) = status.asset.as_ref() else {
+            return;
+        };
+        let Some(master) = status.master.as_ref() else {
+            return;
+        };
+        if let (Some(url), Some(at)) = (&master.url, &master.requested_at) {
+            let grant = Grant {
+                url: url.clone(),
+                requested_at: at.0,
+            };
+            self.grants
+                .lock()
+                .expect("grants lock")
+                .insert(asset.id.clone(), grant);
+        }
+    }
+
+    /// The grant last recorded for `asset`.
+    pub(crate) fn grant_for(&self, asset: &str) -> Option<Grant> {
+        self.grants.lock().expect("grants lock").get(asset).cloned()
+    }
+
+    /// The other resources on `asset` that need access now, as `namespace/name`.
+    pub(crate) fn others_wanting(&self, asset: &str, obj: &MasterExport) -> Vec<String> {
+        self.wakeups
+            .others_wanting(asset, &ObjectRef::from(obj))
+            .into_iter()
+            .map(|r| format!("{}/{}", r.namespace.unwrap_or_default(), r.name))
+            .collect()
+    }
+
+    /// The slow pace of polls while webhooks flow; `None` when they do not.
+    pub(crate) fn slow_poll(&self) -> Option<Duration> {
+        self.wakeups.healthy().then_some(self.webhook_poll)
+    }
+
+    /// The next backoff for `obj` after one more failure: 5 s doubling to 5 min, jittered.
+    pub(crate) fn backoff(&self, obj: &MasterExport) -> Duration {
+        let mut failures = self.failures.lock().expect("failures lock");
+        let n = failures.entry(ObjectRef::from(obj)).or_default();
+        *n = n.saturating_add(1);
+        let base = Duration::from_secs(5).saturating_mul(2u32.saturating_pow((*n - 1).min(10)));
+        let capped = base.min(Duration::from_secs(300));
+        capped.mul_f64(0.8 + 0.4 * rand::random::<f64>())
+    }
+
+    /// Drops what is kept about a resource that is going away, so memory follows the
+    /// resources that exist.
+    pub(crate) fn forget(&self, obj: &MasterExport) {
+        self.expiries
+            .track(&obj.namespace().unwrap_or_default(), &obj.name_any(), None);
+        self.succeeded(obj);
+        self.wakeups.take_poke(&ObjectRef::from(obj));
+    }
+
+    pub(crate) fn succeeded(&self, obj: &MasterExport) {
+        self.failures
+            .lock()
+            .expect("failures lock")
+            .remove(&ObjectRef::from(obj));
+    }
+}

@@ -1,0 +1,186 @@
+//! The copy Job as built: hardened, typed, and the same as the one the controller always made.
+
+use super::*;
+use crate::resource::{Destination, DestinationVolume, MasterExportSpec};
+use serde_json::json;
+
+fn spec() -> MasterExportSpec {
+    serde_json::from_value(json!({
+        "source": {"assetId": "a1"},
+        "credentialsSecretRef": {"name": "mux"},
+        "destination": {
+            "url": "s3://archive/k.mp4",
+            "credentialsSecretRef": {"name": "archive"},
+            "endpoint": "http://minio:9000",
+            "pathStyle": true,
+        },
+    }))
+    .unwrap()
+}
+
+fn keynote(spec: MasterExportSpec) -> MasterExport {
+    let mut obj = MasterExport::new("keynote", spec);
+    obj.metadata.namespace = Some("media".into());
+    obj.metadata.uid = Some("u1".into());
+    obj
+}
+
+#[test]
+fn a_rerun_that_cannot_help_fails_the_job_at_once() {
+    assert_eq!(final_exit_codes(), vec![2, 3, 4, 5, 8]);
+    let job = build_job(&keynote(spec()), "keynote-copy-1", &CopySettings::default());
+    let rule = &job.spec.unwrap().pod_failure_policy.unwrap().rules[0];
+    assert_eq!(rule.action, "FailJob");
+    let codes = rule.on_exit_codes.as_ref().unwrap();
+    assert_eq!(codes.container_name.as_deref(), Some(CONTAINER));
+    assert_eq!(codes.values, final_exit_codes());
+}
+
+/// The typed Job is, key for key, the Job the controller has always created.
+#[test]
+fn the_job_is_the_one_the_controller_always_made() {
+    let mut spec = spec();
+    let destination: &mut Destination = spec.destination.as_mut().unwrap();
+    destination.region = Some("eu-west-1".into());
+    destination.overwrite = true;
+    destination.volume = Some(DestinationVolume {
+        claim_name: "archive-pvc".into(),
+        mount_path: "/archive".into(),
+    });
+    let settings = CopySettings {
+        image: "img:1".into(),
+        ..CopySettings::default()
+    };
+    let job = serde_json::to_value(build_job(&keynote(spec), "keynote-copy-1", &settings)).unwrap();
+    let labels = json!({
+        "app.kubernetes.io/name": "mux-master-operator",
+        "app.kubernetes.io/component": "copy",
+        "app.kubernetes.io/managed-by": "mux-master-operator",
+        "masterexport.io/name": "keynote",
+    });
+    let expected = json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": "keynote-copy-1",
+            "namespace": "media",
+            "labels": labels,
+            "ownerReferences": [{
+                "apiVersion": "masterexport.io/v1alpha1",
+                "kind": "MasterExport",
+                "name": "keynote",
+                "uid": "u1",
+                "controller": true,
+                "blockOwnerDeletion": true,
+            }],
+        },
+        "spec": {
+            "backoffLimit": 2,
+            "activeDeadlineSeconds": 21600,
+            "ttlSecondsAfterFinished": 86400,
+            "podFailurePolicy": {"rules": [{
+                "action": "FailJob",
+                "onExitCodes": {"containerName": "copy", "operator": "In", "values": [2, 3, 4, 5, 8]},
+            }]},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": false,
+                    "enableServiceLinks": false,
+                    "securityContext": {
+                        "runAsNonRoot": true,
+                        "runAsUser": 65532,
+                        "runAsGroup": 65532,
+                        "fsGroup": 65532,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [{
+                        "name": "copy",
+                        "image": "img:1",
+                        "args": ["copy"],
+                        "env": [
+                            {"name": "MUX_MASTER_URL", "valueFrom": {"secretKeyRef": {"name": "keynote-master", "key": "url"}}},
+                            {"name": "MMO_DESTINATION", "value": "s3://archive/k.mp4"},
+                            {"name": "MMO_TERMINATION_MESSAGE_PATH", "value": "/dev/termination-log"},
+                            {"name": "LOG_FORMAT", "value": "json"},
+                            {"name": "MALLOC_ARENA_MAX", "value": "2"},
+                            {"name": "MMO_ENDPOINT", "value": "http://minio:9000"},
+                            {"name": "MMO_REGION", "value": "eu-west-1"},
+                            {"name": "MMO_OVERWRITE", "value": "true"},
+                        ],
+                        "envFrom": [{"secretRef": {"name": "archive"}}],
+                        "terminationMessagePath": "/dev/termination-log",
+                        "terminationMessagePolicy": "File",
+                        "securityContext": {
+                            "allowPrivilegeEscalation": false,
+                            "readOnlyRootFilesystem": true,
+                            "runAsNonRoot": true,
+                            "capabilities": {"drop": ["ALL"]},
+                        },
+                        "resources": {
+                            "requests": {"cpu": "100m", "memory": "64Mi"},
+                            "limits": {"cpu": "2", "memory": "256Mi"},
+                        },
+                        "volumeMounts": [
+                            {"name": "tmp", "mountPath": "/tmp"},
+                            {"name": "archive", "mountPath": "/archive"},
+                        ],
+                    }],
+                    "volumes": [
+                        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+                        {"name": "archive", "persistentVolumeClaim": {"claimName": "archive-pvc"}},
+                    ],
+                },
+            },
+        },
+    });
+    assert_eq!(job, expected);
+}
+
+#[test]
+fn the_job_is_hardened_and_holds_no_url() {
+    let mut obj = MasterExport::new("keynote", spec());
+    obj.metadata.namespace = Some("media".into());
+    obj.metadata.uid = Some("u1".into());
+    let job = build_job(&obj, "keynote-copy-1", &CopySettings::default());
+    let text = serde_json::to_string(&job).unwrap();
+    assert!(!text.contains("https://"), "no URL in the Job spec");
+    let spec = job.spec.unwrap();
+    assert!(spec.active_deadline_seconds.is_some() && spec.ttl_seconds_after_finished.is_some());
+    assert_eq!(spec.backoff_limit, Some(2));
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(pod.automount_service_account_token, Some(false));
+    assert_eq!(
+        pod.security_context.as_ref().unwrap().run_as_non_root,
+        Some(true)
+    );
+    let container = &pod.containers[0];
+    let sc = container.security_context.as_ref().unwrap();
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(
+        sc.capabilities.as_ref().unwrap().drop.as_ref().unwrap(),
+        &vec!["ALL".to_string()]
+    );
+    assert!(container.resources.as_ref().unwrap().limits.is_some());
+    let url_env = container
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|e| e.name == "MUX_MASTER_URL")
+        .unwrap();
+    assert_eq!(url_env.value, None);
+    assert_eq!(
+        url_env
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap()
+            .name,
+        "keynote-master"
+    );
+}

@@ -1,0 +1,96 @@
+//! The reconciler's reads and writes at Mux: the client for a resource's credentials, the
+//! asset, the live stream, changes of master access, and the deadline a published URL puts
+//! on all of them.
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, ResourceExt};
+
+use super::context::{Context, TOKEN_ID_KEY, TOKEN_SECRET_KEY};
+use super::error::{Error, SourceKind};
+use super::policy::{self, LiveSource, SourceLookup, with_margin};
+use super::publisher::published_expiry;
+use crate::resource::{MasterExport, MasterExportStatus};
+use mux::types::{Asset, MasterAccess};
+use mux::{Credentials, MuxClient};
+
+/// Runs a Mux call, but gives up when the URL the status publishes expires first (a saturated
+/// rate limit can queue a call for long): the error path then withdraws the URL, so an
+/// expired URL is never left published while we wait.
+pub async fn before_expiry<T>(
+    status: &MasterExportStatus,
+    call: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let Some(expiry) = published_expiry(status) else {
+        return call.await;
+    };
+    let left = policy::until(with_margin(Timestamp::now()), expiry);
+    tokio::time::timeout(left, call)
+        .await
+        .unwrap_or(Err(Error::ExpiredWhileWaiting))
+}
+
+pub async fn get_asset(mux: &MuxClient, id: &str) -> Result<Asset, Error> {
+    mux.get_asset(id)
+        .await
+        .map_err(Error::from_mux_on(SourceKind::Asset, id))
+}
+
+pub async fn put_access(mux: &MuxClient, id: &str, access: MasterAccess) -> Result<Asset, Error> {
+    mux.update_master_access(id, access)
+        .await
+        .map_err(Error::from_mux_on(SourceKind::Asset, id))
+}
+
+/// The asset to export: the spec's, the live stream's recording already chosen, or the
+/// stream's newest recording once it ends ([`policy::source_lookup`] says which to read).
+pub async fn source_asset(
+    obj: &MasterExport,
+    mux: &MuxClient,
+    status: &MasterExportStatus,
+) -> Result<LiveSource, Error> {
+    match policy::source_lookup(&obj.spec, status) {
+        SourceLookup::Asset(id) => Ok(LiveSource::Asset(id)),
+        SourceLookup::LiveStream(stream_id) => {
+            let stream = mux
+                .get_live_stream(&stream_id)
+                .await
+                .map_err(Error::from_mux_on(SourceKind::LiveStream, &stream_id))?;
+            Ok(policy::resolve_live_stream(&stream))
+        }
+    }
+}
+
+/// The Mux client for the resource's credentials Secret.
+pub async fn mux_client(obj: &MasterExport, ctx: &Context) -> Result<MuxClient, Error> {
+    let namespace = obj.namespace().ok_or(Error::NoNamespace)?;
+    let name = &obj.spec.credentials_secret_ref.name;
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let secret = secrets
+        .get_opt(name)
+        .await?
+        .ok_or_else(|| Error::CredentialsMissing(format!("{namespace}/{name}")))?;
+    let read = |key: &'static str| -> Result<String, Error> {
+        let from_data = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .and_then(|v| String::from_utf8(v.0.clone()).ok());
+        let from_string = secret
+            .string_data
+            .as_ref()
+            .and_then(|d| d.get(key).cloned());
+        from_data
+            .or(from_string)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .ok_or(Error::CredentialsInvalid {
+                secret: format!("{namespace}/{name}"),
+                key,
+            })
+    };
+    Ok(ctx.mux.client(Credentials::new(
+        read(TOKEN_ID_KEY)?,
+        read(TOKEN_SECRET_KEY)?,
+    )))
+}
