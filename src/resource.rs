@@ -167,6 +167,11 @@ pub struct Destination {
     /// For `file://`: the PersistentVolumeClaim mounted into the copy Job at `mountPath`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume: Option<DestinationVolume>,
+    /// Do not check that the master is a whole MP4 (ISO BMFF) file before it is archived:
+    /// for a master that is not MP4. By default a master whose top-level boxes do not tile it
+    /// exactly, or that has no `moov`, is not complete yet, whatever its length says.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_mp4_check: bool,
 }
 
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]

@@ -36,6 +36,11 @@ async fn a_1gib_master_is_copied_with_the_right_sha256_in_under_64_mib_of_memory
 
     let report = &outcome.report;
     assert_eq!(report.size, Some(1024 * MIB));
+    assert_eq!(
+        report.verified.as_deref(),
+        Some("stream-sha256,staging-parts-sha256,read-back-metadata"),
+        "the report names what was checked"
+    );
     assert_eq!(report.sha256.as_deref(), Some(expected.as_str()));
     let store = store(minio);
     assert_eq!(
@@ -70,6 +75,10 @@ async fn a_local_path_destination_works() {
     let expected = master.sha256();
     assert_eq!(outcome.report.sha256.as_deref(), Some(expected.as_str()));
     assert_eq!(file_sha256(&file), (24 * MIB, expected.clone()));
+    assert_eq!(
+        outcome.report.verified.as_deref(),
+        Some("stream-sha256,fsynced,read-back-metadata")
+    );
     assert_eq!(
         std::fs::read_to_string(file.with_extension("mp4.sha256")).unwrap(),
         format!("{expected}  master.mp4\n")
@@ -125,6 +134,10 @@ async fn a_job_environment_with_secret_files_works_and_the_streamed_publication_
 
     let outcome = copier.run().await;
     outcome.expect(Reason::Copied);
+    assert_eq!(
+        outcome.report.verified.as_deref(),
+        Some("stream-sha256,staging-rehashed,read-back-metadata")
+    );
 
     let expected = master.sha256();
     let store = store(minio);

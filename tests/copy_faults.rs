@@ -8,13 +8,15 @@ mod copy_support;
 use mux_master_operator::copy::Reason;
 use mux_sim::content;
 
+use testenv::MuxSim;
+
 use copy_support::{
-    Copier, MIB, Master, assert_no_staging_left, assert_nothing_left, file_sha256, minio,
+    Copier, MIB, Master, Outcome, assert_no_staging_left, assert_nothing_left, file_sha256, minio,
     object_metadata, object_sha256, start_sim, store,
 };
 
 /// The copy reported `Copied` the whole master, and MinIO holds exactly it.
-async fn assert_copied_whole(outcome: &copy_support::Outcome, master: &Master, key: &str) {
+async fn assert_copied_whole(outcome: &Outcome, master: &Master, key: &str) {
     outcome.expect(Reason::Copied);
     let expected = master.sha256();
     assert_eq!(
@@ -40,32 +42,51 @@ async fn assert_still_written(master: &Master) {
     );
 }
 
+/// A master of 8 MiB from a mux-sim started with `switches`, copied to MinIO (with `args`)
+/// while it is still written: the sim (to keep it running), the master, its key, the outcome.
+async fn copy_while_written(
+    switches: &[&str],
+    name: &str,
+    args: &[&str],
+) -> (MuxSim, Master, String, Outcome) {
+    let sim = start_sim(switches);
+    let master = Master::new(&sim, 8 * MIB).await;
+    let key = format!("copy/faults/{name}/{}.mp4", master.id);
+    assert_still_written(&master).await;
+    let outcome = Copier::to_minio(&master, minio(), &key)
+        .args(args)
+        .run()
+        .await;
+    (sim, master, key, outcome)
+}
+
+/// Asserts that the copier's log says `text` (why it waited, restarted, ...).
+fn assert_logged(outcome: &Outcome, text: &str) {
+    assert!(
+        outcome.stderr.contains(text),
+        "the copier's log lacks {text:?}:\n{}",
+        outcome.stderr
+    );
+}
+
 // --- (1) The master is a whole MP4 -----------------------------------------------------------
 
 /// The writer holds still at 60% for 5 s, 25 times the settle checks' span: by time alone the
 /// file looks final. Its `mdat` is cut and its `moov` missing, so the copy reads on.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_master_that_pauses_longer_than_the_settle_checks_is_not_archived_truncated() {
-    let sim = start_sim(&[
+    let pause = [
         "--growth-initial-fraction",
         "0.6",
         "--growth-pause",
         "5s",
         "--growth",
         "500ms",
-    ]);
-    let master = Master::new(&sim, 8 * MIB).await;
-    let key = format!("copy/faults/paused/{}.mp4", master.id);
-    assert_still_written(&master).await;
-
-    let outcome = Copier::to_minio(&master, minio(), &key).run().await;
+    ];
+    let (_sim, master, key, outcome) = copy_while_written(&pause, "paused", &[]).await;
 
     assert_copied_whole(&outcome, &master, &key).await;
-    assert!(
-        outcome.stderr.contains("is not complete"),
-        "the copier said why it read on:\n{}",
-        outcome.stderr
-    );
+    assert_logged(&outcome, "is not complete");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -183,30 +204,25 @@ async fn two_runs_on_one_file_never_mix() {
 
 // --- (4) A validator that changes as the master grows -----------------------------------------
 
+/// A master that grows for 3 s from half its size, with validators that change as it grows.
+const GROWING_WITH_VALIDATORS: [&str; 5] = [
+    "--master-validators",
+    "--growth",
+    "3s",
+    "--growth-initial-fraction",
+    "0.5",
+];
+
 /// Each growth changes the strong `ETag` (and `Last-Modified`), so a resume with `If-Range` gets
 /// the whole new file: a restart. It used to end as `VerificationFailed` (exit 5, permanent)
 /// once the restarts ran out; the copy now waits for the file to hold still, then restarts.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_validator_that_changes_as_the_master_grows_restarts_the_copy_which_ends_whole() {
-    let sim = start_sim(&[
-        "--master-validators",
-        "--growth",
-        "3s",
-        "--growth-initial-fraction",
-        "0.5",
-    ]);
-    let master = Master::new(&sim, 8 * MIB).await;
-    let key = format!("copy/faults/validators/{}.mp4", master.id);
-    assert_still_written(&master).await;
-
-    let outcome = Copier::to_minio(&master, minio(), &key).run().await;
+    let (_sim, master, key, outcome) =
+        copy_while_written(&GROWING_WITH_VALIDATORS, "validators", &[]).await;
 
     assert_copied_whole(&outcome, &master, &key).await;
-    assert!(
-        outcome.stderr.contains("starting over"),
-        "the changed validator restarted the copy:\n{}",
-        outcome.stderr
-    );
+    assert_logged(&outcome, "starting over");
     assert!(
         master.downloads(200).await >= 1,
         "a stale If-Range got the whole file"
@@ -215,21 +231,9 @@ async fn a_validator_that_changes_as_the_master_grows_restarts_the_copy_which_en
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_master_that_changes_past_the_restart_budget_ends_retryable_with_nothing_published() {
-    let sim = start_sim(&[
-        "--master-validators",
-        "--growth",
-        "3s",
-        "--growth-initial-fraction",
-        "0.5",
-    ]);
-    let master = Master::new(&sim, 8 * MIB).await;
-    let key = format!("copy/faults/changing/{}.mp4", master.id);
-    assert_still_written(&master).await;
-
-    let outcome = Copier::to_minio(&master, minio(), &key)
-        .args(&["--max-restarts", "0"])
-        .run()
-        .await;
+    let no_restart = ["--max-restarts", "0"];
+    let (_sim, _master, key, outcome) =
+        copy_while_written(&GROWING_WITH_VALIDATORS, "changing", &no_restart).await;
 
     // Retryable (a later run finds the master done), not a permanent verification failure.
     outcome.expect(Reason::RetriesExhausted);
@@ -274,11 +278,7 @@ async fn the_length_is_final_only_a_minimum_age_after_the_master_became_ready() 
         .await;
 
     assert_copied_whole(&outcome, &master, &key).await;
-    assert!(
-        outcome.stderr.contains("became ready less than"),
-        "the copier said why it waited:\n{}",
-        outcome.stderr
-    );
+    assert_logged(&outcome, "became ready less than");
 }
 
 // --- A file:// destination stays on its volume -------------------------------------------------
@@ -317,4 +317,48 @@ async fn a_file_destination_that_leaves_its_volume_is_refused_and_nothing_is_wri
         .run()
         .await
         .expect(Reason::Copied);
+}
+
+// --- Faults of the download itself ----------------------------------------------------------
+
+/// A download that stops sending without closing: the read timeout gives up on it, and the copy
+/// resumes with `Range` where it was.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_download_that_stalls_without_closing_is_resumed_after_the_read_timeout() {
+    let sim = start_sim(&[]);
+    let master = Master::new(&sim, 8 * MIB).await;
+    let stall = serde_json::json!({"master_stalls": 1, "master_stall_after": 3 * MIB});
+    master.admin.configure(stall).await.unwrap();
+    let key = format!("copy/faults/stalled/{}.mp4", master.id);
+
+    let outcome = Copier::to_minio(&master, minio(), &key)
+        .args(&["--read-timeout", "1s", "--retry-delay", "50ms"])
+        .run()
+        .await;
+
+    assert_copied_whole(&outcome, &master, &key).await;
+    assert_eq!(outcome.report.resumes, 1, "{}", outcome.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_errors_on_the_download_are_retried_and_a_403_ends_as_expired() {
+    let sim = start_sim(&[]);
+    let master = Master::new(&sim, 4 * MIB).await;
+    for status in [502, 503, 504] {
+        let errors = serde_json::json!({"master_errors": 1, "master_error_status": status});
+        master.admin.configure(errors).await.unwrap();
+        let key = format!("copy/faults/gateway-{status}/{}.mp4", master.id);
+        let outcome = Copier::to_minio(&master, minio(), &key)
+            .args(&["--retry-delay", "50ms"])
+            .run()
+            .await;
+        assert_copied_whole(&outcome, &master, &key).await;
+        assert_eq!(master.downloads(status).await, 1);
+    }
+    let forbidden = serde_json::json!({"master_errors": 1, "master_error_status": 403});
+    master.admin.configure(forbidden).await.unwrap();
+    let key = format!("copy/faults/forbidden/{}.mp4", master.id);
+    let outcome = Copier::to_minio(&master, minio(), &key).run().await;
+    outcome.expect(Reason::UrlExpired);
+    assert_nothing_left(&store(minio()), &key, &outcome).await;
 }

@@ -189,6 +189,45 @@ async fn a_429_storm_is_absorbed_and_slows_the_client() {
 }
 
 #[tokio::test]
+async fn gateway_errors_with_or_without_retry_after_are_retried_and_a_403_is_not() {
+    let (sim, admin) = start_sim(&[]);
+    let mux = client(&sim);
+    let asset = admin.seed_asset(json!({"size": 10})).await.unwrap();
+    let mut answered = 0;
+    for (status, retry_after) in [(502, 0), (503, 1), (504, 0)] {
+        let fault = json!({"fail_next": 1, "fail_status": status, "fail_retry_after": retry_after});
+        admin.configure(fault).await.unwrap();
+        mux.get_asset(&asset.id)
+            .await
+            .unwrap_or_else(|e| panic!("a {status} is retried: {e}"));
+        let failed = admin
+            .count("GET", ASSET_ROUTE, Some(&asset.id), Some(status))
+            .await
+            .unwrap();
+        assert_eq!(failed, 1, "one {status}, then a success");
+        answered += 1;
+    }
+    let served = admin
+        .count("GET", ASSET_ROUTE, Some(&asset.id), Some(200))
+        .await
+        .unwrap();
+    assert_eq!(served, answered);
+
+    // A 403 from the API (a token whose permissions were withdrawn): not retried.
+    admin
+        .configure(json!({"fail_next": 5, "fail_status": 403}))
+        .await
+        .unwrap();
+    let err = mux.get_asset(&asset.id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Credentials, "{err}");
+    let refused = admin
+        .count("GET", ASSET_ROUTE, Some(&asset.id), Some(403))
+        .await
+        .unwrap();
+    assert_eq!(refused, 1);
+}
+
+#[tokio::test]
 async fn injected_500s_are_retried_and_a_400_is_not() {
     let (sim, admin) = start_sim(&[]);
     let mux = client(&sim);

@@ -150,6 +150,32 @@ async fn the_master_is_an_mp4_with_validators_that_if_range_honours() {
 }
 
 #[tokio::test]
+async fn unmatched_routes_and_wrong_methods_answer_with_mux_s_error_envelope() {
+    let (sim, _admin) = start_sim(&[]);
+    let http = reqwest::Client::new();
+    let unknown = http
+        .get(format!("{}/video/v1/nothing-here", sim.url()))
+        .send()
+        .await
+        .unwrap();
+    let wrong = http
+        .delete(format!("{}/video/v1/assets", sim.url()))
+        .send()
+        .await
+        .unwrap();
+    for (response, status, kind) in [
+        (unknown, 404, "not_found"),
+        (wrong, 405, "method_not_allowed"),
+    ] {
+        assert_eq!(response.status(), status);
+        assert!(response.headers().contains_key("x-request-id"));
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["type"], kind, "{body}");
+        assert!(body["error"]["messages"][0].is_string(), "{body}");
+    }
+}
+
+#[tokio::test]
 async fn a_recorded_live_stream_gets_its_master() {
     let (sim, admin) = start_sim(&[
         "--master-prepare-delay",

@@ -214,6 +214,13 @@ pub fn build_job(obj: &MasterExport, job_name: &str, settings: &CopySettings) ->
     if destination.overwrite {
         envs.push(env("MMO_OVERWRITE", "true"));
     }
+    if destination.skip_mp4_check {
+        envs.push(env("MMO_SKIP_MP4_CHECK", "true"));
+    }
+    // A file:// destination must stay on its volume (the copier refuses any other path).
+    if let Some(volume) = &destination.volume {
+        envs.push(env("MMO_FILE_ROOT", volume.mount_path.clone()));
+    }
     let mut volumes = vec![Volume {
         name: "tmp".into(),
         empty_dir: Some(EmptyDirVolumeSource {

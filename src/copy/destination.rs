@@ -36,6 +36,9 @@ pub enum Backend {
 pub struct Destination {
     pub backend: Backend,
     pub store: Arc<dyn ObjectStore>,
+    /// The store the staging upload goes to: on S3, the same with per-part SHA-256 checksums
+    /// (the store checks each part it receives against the digest of the bytes sent).
+    pub staging_store: Arc<dyn ObjectStore>,
     /// The same store, typed, for S3's server-side copy.
     pub s3: Option<Arc<AmazonS3>>,
     /// The bucket (or container).
@@ -120,15 +123,20 @@ impl Destination {
                     .map_err(|e| CopyError::bad_input(e.to_string()))?;
                 let (backend, store, s3): (_, Arc<dyn ObjectStore>, _) = match scheme {
                     "s3" => {
-                        let s3 = Arc::new(s3_store(args, bucket)?);
+                        let s3 = Arc::new(s3_store(args, bucket, false)?);
                         (Backend::S3, s3.clone(), Some(s3))
                     }
                     "gs" => (Backend::Gcs, Arc::new(gcs_store(args, bucket)?), None),
                     _ => (Backend::Azure, Arc::new(azure_store(args, bucket)?), None),
                 };
+                let staging_store: Arc<dyn ObjectStore> = match backend {
+                    Backend::S3 => Arc::new(s3_store(args, bucket, true)?),
+                    _ => store.clone(),
+                };
                 Ok(Destination {
                     backend,
                     store,
+                    staging_store,
                     s3,
                     bucket: bucket.to_owned(),
                     path,
@@ -171,9 +179,11 @@ impl Destination {
                     .map_err(|e| CopyError::bad_input(format!("{display:?}: {e}")))?;
                 let staging = Path::from_absolute_path(&staging_file)
                     .map_err(|e| CopyError::bad_input(format!("{display:?}: {e}")))?;
+                let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new().with_fsync(true));
                 Ok(Destination {
                     backend: Backend::Local,
-                    store: Arc::new(LocalFileSystem::new().with_fsync(true)),
+                    staging_store: store.clone(),
+                    store,
                     s3: None,
                     bucket: String::new(),
                     path,

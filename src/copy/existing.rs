@@ -104,6 +104,7 @@ fn skipped(name: &str, existing: &Existing, why: &str) -> Report {
         size: Some(existing.size),
         sha256: existing.sha256.clone(),
         resumes: 0,
+        verified: None,
     }
 }
 

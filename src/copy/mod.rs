@@ -132,7 +132,23 @@
 //!  "sha256":"9f86d0…","resumes":1}
 //! ```
 //!
-//! `message` is set on failures (and on skips, saying why); `size`/`sha256` whenever known.
+//! `message` is set on failures (and on skips, saying why); `size`/`sha256` whenever known;
+//! `verified`, on `Copied`, names the checks made (`stream-sha256,staging-parts-sha256,
+//! read-back-metadata` on S3; see `verify::checks_made`).
+//!
+//! # What a verified copy guarantees
+//!
+//! `Copied` (or `Skipped`) means: the object under the final key holds the bytes the source
+//! served, in full: the file held still over the settle checks (and `--min-age` after
+//! `--master-ready-at`), and was a whole MP4 (unless `--skip-mp4-check`); their SHA-256, taken
+//! as they streamed, is the one reported and recorded in the object's metadata (and equal to
+//! `--expected-sha256` when given). On S3 the store checked every staging part it received
+//! against the SHA-256 of the bytes sent; on GCS and Azure the staging object was read back and
+//! hashed again. The final object was then read back for its size and recorded digest.
+//!
+//! What it cannot say: after S3's server-side copy (and a local rename) the final object's
+//! bytes are not hashed again (the store's own copy is trusted); and the master is Mux's
+//! transcode of the upload, not the original file: its SHA-256 is the master's.
 //!
 //! # Exit status
 //!

@@ -29,6 +29,10 @@ pub struct Report {
     /// How many times the download resumed after a transient failure.
     #[serde(default)]
     pub resumes: u32,
+    /// For `Copied`: what was checked, comma-separated (see the `copy` module's "What a
+    /// verified copy guarantees"), e.g. `stream-sha256,staging-parts-sha256,read-back-metadata`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<String>,
 }
 
 impl Report {
@@ -40,6 +44,7 @@ impl Report {
             size: None,
             sha256: None,
             resumes: 0,
+            verified: None,
         }
     }
 
@@ -83,6 +88,7 @@ mod tests {
             size: Some(3),
             sha256: Some("ab".into()),
             resumes: 1,
+            verified: None,
         };
         let json = serde_json::to_string(&report).unwrap();
         assert_eq!(

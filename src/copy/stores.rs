@@ -4,15 +4,18 @@
 use std::str::FromStr;
 
 use object_store::ObjectStore;
-use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, Checksum};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 
 use super::args::CopyArgs;
 use super::error::CopyError;
 
-/// S3: `AmazonS3Builder::from_env`, then the credentials folder, then the flags.
-pub fn s3_store(args: &CopyArgs, bucket: &str) -> Result<AmazonS3, CopyError> {
+/// S3: `AmazonS3Builder::from_env`, then the credentials folder, then the flags. With
+/// `checksums`, every part and object uploaded carries `x-amz-checksum-sha256`, which the
+/// store checks against the bytes it received (the staging upload's; S3-compatible stores
+/// such as MinIO refuse a server-side part copy into such an upload, so not the final one's).
+pub fn s3_store(args: &CopyArgs, bucket: &str, checksums: bool) -> Result<AmazonS3, CopyError> {
     let mut builder = AmazonS3Builder::from_env();
     for (key, value) in credential_settings::<AmazonS3ConfigKey>(args)? {
         builder = builder.with_config(key, value);
@@ -38,6 +41,9 @@ pub fn s3_store(args: &CopyArgs, bucket: &str) -> Result<AmazonS3, CopyError> {
     }
     if args.virtual_hosted_style {
         builder = builder.with_virtual_hosted_style_request(true);
+    }
+    if checksums {
+        builder = builder.with_checksum_algorithm(Checksum::SHA256);
     }
     builder
         .build()

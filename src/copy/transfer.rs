@@ -20,7 +20,7 @@ use super::s3_copy::abort_leftover_uploads;
 use super::source::{Source, SourceUrl};
 use super::units::human;
 use super::upload::PartWriter;
-use super::verify::{remove_staging, verify_and_publish};
+use super::verify::{checks_made, remove_staging, verify_and_publish};
 
 /// Runs one copy and says how it went.
 pub async fn copy(args: &CopyArgs, cancel: &CancellationToken) -> Result<Report, CopyError> {
@@ -100,6 +100,7 @@ pub async fn copy(args: &CopyArgs, cancel: &CancellationToken) -> Result<Report,
         size: Some(streamed.size),
         sha256: Some(streamed.sha256),
         resumes: streamed.resumes,
+        verified: Some(checks_made(&destination, args)),
     })
 }
 
@@ -152,7 +153,7 @@ async fn stream_to_staging(
     let mut restarts = 0;
     loop {
         let mut writer = PartWriter::create(
-            &destination.store,
+            &destination.staging_store,
             &destination.staging,
             PutMultipartOptions::default(),
             args.part_size,

@@ -5,7 +5,8 @@ use object_store::ObjectStoreExt;
 use tokio_util::sync::CancellationToken;
 
 use super::args::CopyArgs;
-use super::destination::Destination;
+use super::args::FinalizeMode;
+use super::destination::{Backend, Destination};
 use super::error::CopyError;
 use super::finalize::{Publication, Verified, publish};
 use super::source::Source;
@@ -109,4 +110,29 @@ async fn remove_final(destination: &Destination) {
     if let Err(e) = destination.store.delete(&destination.path).await {
         tracing::warn!("could not delete {}: {e}", destination.display);
     }
+}
+
+/// What a `Copied` copy checked, for its report: the names of the checks, in order.
+/// - `stream-sha256`: the SHA-256 of every byte the source served, as it streamed (and with
+///   `expected-sha256`, equal to the one expected);
+/// - `staging-parts-sha256` (S3): the store checked each staging part it received against the
+///   SHA-256 of the bytes sent (`x-amz-checksum-sha256`);
+/// - `staging-rehashed` (restream: GCS, Azure, `--finalize restream`): the staging object read
+///   back from the store and hashed again, equal, while it was streamed into the final object;
+/// - `fsynced` (`file://`): the file was flushed to the disk before its rename;
+/// - `read-back-metadata`: the final object's size and recorded digest read back, equal. Its
+///   bytes are not hashed again: after S3's server-side copy and a local rename, the store's
+///   own copy is trusted.
+pub fn checks_made(destination: &Destination, args: &CopyArgs) -> String {
+    let mut checks = vec!["stream-sha256"];
+    if args.expected_sha256.is_some() {
+        checks.push("expected-sha256");
+    }
+    checks.push(match (destination.backend, args.finalize) {
+        (Backend::Local, _) => "fsynced",
+        (Backend::S3, FinalizeMode::Auto) => "staging-parts-sha256",
+        _ => "staging-rehashed",
+    });
+    checks.push("read-back-metadata");
+    checks.join(",")
 }

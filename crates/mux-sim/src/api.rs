@@ -87,11 +87,7 @@ async fn gate(
     };
     sim.stats
         .record(method.as_str(), &route, id.as_deref(), status);
-    let request_id = super::world::new_id(24);
-    response.headers_mut().insert(
-        "x-request-id",
-        HeaderValue::from_str(&request_id).expect("alphanumeric"),
-    );
+    response.headers_mut().insert("x-request-id", request_id());
     response
 }
 
@@ -146,19 +142,19 @@ async fn admit(sim: &Sim, request: Request, next: Next) -> Response {
     response
 }
 
-/// Injected faults: a 500, a dropped connection, or a body that does not parse.
+/// Injected faults: an error status, a dropped connection, or a body that does not parse.
 fn draw_fault(sim: &Sim) -> Option<Response> {
     let sw = {
         let mut switches = sim.switches.write().expect("switches lock");
         if switches.fail_next > 0 {
             switches.fail_next -= 1;
-            return Some(internal_error());
+            return Some(injected_error(&switches));
         }
         switches.clone()
     };
     let roll: f64 = rand::random();
     if roll < sw.error_rate {
-        return Some(internal_error());
+        return Some(injected_error(&sw));
     }
     if roll < sw.error_rate + sw.drop_rate {
         // A body that fails at once: hyper aborts the connection mid-response.
@@ -187,12 +183,43 @@ fn draw_fault(sim: &Sim) -> Option<Response> {
     None
 }
 
-fn internal_error() -> Response {
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal_error",
-        "Something went wrong on our end (injected by mux-sim)",
-    )
+/// The error `fail_status` names, in Mux's envelope, with `Retry-After` if switched on.
+fn injected_error(sw: &super::Switches) -> Response {
+    let status = StatusCode::from_u16(sw.fail_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let kind = match status.as_u16() {
+        401 | 403 => "unauthorized",
+        500 => "internal_error",
+        _ => "service_unavailable",
+    };
+    let mut response = error(status, kind, "injected by mux-sim");
+    if sw.fail_retry_after > 0 {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, number(sw.fail_retry_after));
+    }
+    response
+}
+
+/// A path the API does not have: Mux's envelope and a request ID, like the rest.
+pub async fn no_route(method: Method, uri: http::Uri) -> Response {
+    let message = format!("{method} {}: no such route", uri.path());
+    with_request_id(error(StatusCode::NOT_FOUND, "not_found", &message))
+}
+
+/// A method a route does not take: the same envelope, 405.
+pub async fn wrong_method(method: Method, uri: http::Uri) -> Response {
+    let message = format!("{} does not take {method}", uri.path());
+    let status = StatusCode::METHOD_NOT_ALLOWED;
+    with_request_id(error(status, "method_not_allowed", &message))
+}
+
+fn with_request_id(mut response: Response) -> Response {
+    response.headers_mut().insert("x-request-id", request_id());
+    response
+}
+
+fn request_id() -> HeaderValue {
+    HeaderValue::from_str(&super::world::new_id(24)).expect("alphanumeric")
 }
 
 fn authorized(sim: &Sim, value: Option<&HeaderValue>) -> bool {

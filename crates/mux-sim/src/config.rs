@@ -91,12 +91,19 @@ pub struct Switches {
     pub retry_after: bool,
 
     // --- Faults on /video/* ---------------------------------------------------------
-    /// The share of API requests answered 500.
+    /// The share of API requests answered `fail_status`.
     #[arg(long, default_value_t = 0.0)]
     pub error_rate: f64,
-    /// Answer this many of the next API requests with 500.
+    /// Answer this many of the next API requests with `fail_status`.
     #[arg(long, default_value_t = 0)]
     pub fail_next: u32,
+    /// The status of injected API errors: 500, a gateway's 502/503/504, or 403 (as Mux answers
+    /// a token whose permissions were withdrawn), with Mux's error envelope.
+    #[arg(long, default_value_t = 500)]
+    pub fail_status: u16,
+    /// Send `Retry-After: <seconds>` with injected errors (0: none).
+    #[arg(long, default_value_t = 0)]
+    pub fail_retry_after: u64,
     /// Added to every API request.
     #[arg(long, default_value = "0s", value_parser = duration_arg)]
     #[serde(with = "millis", rename = "latency_ms")]
@@ -112,6 +119,17 @@ pub struct Switches {
     pub master_drops: u32,
     #[arg(long, default_value_t = 1 << 20)]
     pub master_drop_after: u64,
+    /// Answer this many of the next master downloads with `master_error_status`.
+    #[arg(long, default_value_t = 0)]
+    pub master_errors: u32,
+    #[arg(long, default_value_t = 503)]
+    pub master_error_status: u16,
+    /// Stall this many of the next master downloads after `master_stall_after` bytes: the
+    /// connection stays open and sends nothing more.
+    #[arg(long, default_value_t = 0)]
+    pub master_stalls: u32,
+    #[arg(long, default_value_t = 1 << 20)]
+    pub master_stall_after: u64,
 
     // --- Webhooks -------------------------------------------------------------------
     /// Where to POST webhook events (repeatable).

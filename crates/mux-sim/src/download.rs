@@ -82,6 +82,18 @@ async fn master_file(
         }
     };
     let (start, end) = range.unwrap_or((0, length));
+
+    // A test can ask for the next downloads to fail, be cut short, or stall.
+    let fault = if method == Method::GET {
+        next_fault(&mut sim.switches.write().expect("switches lock"))
+    } else {
+        Fault::default()
+    };
+    if let Some(status) = fault.status {
+        sim.stats
+            .record(method.as_str(), route, Some(&id), status.as_u16());
+        return (status, "mux-sim failed the download\n").into_response();
+    }
     let status = if range.is_some() {
         StatusCode::PARTIAL_CONTENT
     } else {
@@ -90,21 +102,10 @@ async fn master_file(
     sim.stats
         .record(method.as_str(), route, Some(&id), status.as_u16());
 
-    // A test can ask for the next downloads to be cut short.
-    let cut_after = if method == Method::GET {
-        let mut sw = sim.switches.write().expect("switches lock");
-        (sw.master_drops > 0).then(|| {
-            sw.master_drops -= 1;
-            sw.master_drop_after
-        })
-    } else {
-        None
-    };
-
     let body = if method == Method::HEAD {
         Body::empty()
     } else {
-        stream_body(served.seed, served.size, start, end, cut_after)
+        stream_body(served.seed, served.size, start, end, fault)
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;
@@ -135,13 +136,57 @@ fn value(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
+/// What the switches ask of the next download.
+#[derive(Debug, Default, Clone, Copy)]
+struct Fault {
+    /// Answer with this status instead.
+    status: Option<StatusCode>,
+    /// Cut the connection after this many bytes of the body.
+    cut_after: Option<u64>,
+    /// Send this many bytes of the body, then nothing, without closing.
+    stall_after: Option<u64>,
+}
+
+/// Takes one fault from the switches' counters, errors first.
+fn next_fault(sw: &mut super::Switches) -> Fault {
+    let take = |count: &mut u32| (*count > 0).then(|| *count -= 1).is_some();
+    if take(&mut sw.master_errors) {
+        let status = StatusCode::from_u16(sw.master_error_status);
+        return Fault {
+            status: Some(status.unwrap_or(StatusCode::SERVICE_UNAVAILABLE)),
+            ..Fault::default()
+        };
+    }
+    if take(&mut sw.master_drops) {
+        return Fault {
+            cut_after: Some(sw.master_drop_after),
+            ..Fault::default()
+        };
+    }
+    if take(&mut sw.master_stalls) {
+        return Fault {
+            stall_after: Some(sw.master_stall_after),
+            ..Fault::default()
+        };
+    }
+    Fault::default()
+}
+
 /// Bytes `[start, end)` of the master (`seed`, `size`), generated chunk by chunk; cut with a
-/// connection error after `cut_after` bytes when asked.
-fn stream_body(seed: u64, size: u64, start: u64, end: u64, cut_after: Option<u64>) -> Body {
-    let stop = cut_after.map(|n| (start + n).min(end)).unwrap_or(end);
-    let cut = cut_after.is_some() && stop < end;
+/// connection error, or stalled, after the number of bytes the fault says.
+fn stream_body(seed: u64, size: u64, start: u64, end: u64, fault: Fault) -> Body {
+    let limit = fault.cut_after.or(fault.stall_after);
+    let stop = limit.map(|n| (start + n).min(end)).unwrap_or(end);
+    let (cut, stall) = (
+        fault.cut_after.is_some() && stop < end,
+        fault.stall_after.is_some() && stop < end,
+    );
     let stream = futures::stream::unfold(start, move |offset| async move {
         if offset >= stop {
+            if stall {
+                // The connection stays open and sends nothing more, until the client leaves.
+                futures::future::pending::<()>().await;
+            }
             return cut.then(|| {
                 let err = std::io::Error::new(
                     std::io::ErrorKind::ConnectionReset,

@@ -102,6 +102,8 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(api::routes(sim.clone()))
         .merge(admin::routes())
         .merge(download::routes())
+        .fallback(api::no_route)
+        .method_not_allowed_fallback(api::wrong_method)
         .with_state(sim)
 }
 

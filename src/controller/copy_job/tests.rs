@@ -108,6 +108,7 @@ fn the_job_is_the_one_the_controller_always_made() {
                             {"name": "MMO_ENDPOINT", "value": "http://minio:9000"},
                             {"name": "MMO_REGION", "value": "eu-west-1"},
                             {"name": "MMO_OVERWRITE", "value": "true"},
+                            {"name": "MMO_FILE_ROOT", "value": "/archive"},
                         ],
                         "envFrom": [{"secretRef": {"name": "archive"}}],
                         "terminationMessagePath": "/dev/termination-log",
@@ -182,5 +183,36 @@ fn the_job_is_hardened_and_holds_no_url() {
             .unwrap()
             .name,
         "keynote-master"
+    );
+}
+
+#[test]
+fn the_copier_is_told_whether_to_check_mp4_and_the_volume_it_must_stay_on() {
+    let env_of = |job: &Job| -> Vec<(String, String)> {
+        let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+        let env = pod.containers[0].env.clone().unwrap_or_default();
+        env.into_iter()
+            .filter_map(|e| Some((e.name, e.value?)))
+            .filter(|(name, _)| ["MMO_SKIP_MP4_CHECK", "MMO_FILE_ROOT"].contains(&name.as_str()))
+            .collect()
+    };
+    let plain = build_job(&keynote(spec()), "keynote-copy-1", &CopySettings::default());
+    assert_eq!(env_of(&plain), vec![], "by default the MP4 check is on");
+
+    let mut spec = spec();
+    let destination = spec.destination.as_mut().unwrap();
+    destination.skip_mp4_check = true;
+    destination.url = "file:///archive/k.mp4".into();
+    destination.volume = Some(DestinationVolume {
+        claim_name: "archive-pvc".into(),
+        mount_path: "/archive".into(),
+    });
+    let job = build_job(&keynote(spec), "keynote-copy-1", &CopySettings::default());
+    assert_eq!(
+        env_of(&job),
+        vec![
+            ("MMO_SKIP_MP4_CHECK".to_owned(), "true".to_owned()),
+            ("MMO_FILE_ROOT".to_owned(), "/archive".to_owned()),
+        ]
     );
 }

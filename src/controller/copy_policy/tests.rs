@@ -61,6 +61,7 @@ fn report(reason: Reason) -> Report {
         size: Some(5),
         sha256: Some("ab".into()),
         resumes: 0,
+        verified: None,
     }
 }
 
