@@ -195,7 +195,6 @@ async fn demo(hold: bool) -> Result<()> {
             "the operator, installed with its Helm chart from the image `make image` built",
         );
         let operator = Operator::install(&kubectl, &chart_values(&cp, sim.url())?)?;
-        println!("      $ {}", operator.command_line);
         kubectl.show(&[
             "-n",
             operator::RELEASE_NAMESPACE,

@@ -90,6 +90,7 @@ impl Operator {
                 .replace(&file.display().to_string(), "values.yaml"),
             serde_json::to_string(values)?
         );
+        println!("      $ {command_line}");
         let helm = Tool::Helm.path()?;
         let out = Command::new(helm)
             .args(args)
