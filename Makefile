@@ -36,7 +36,7 @@ bench: tools ## benchmarks: figures, ratios against a named peer, and how to rep
 	$(CARGO) bench --locked --bench webhook_latency
 	$(CARGO) bench --locked --bench scale
 
-demo: tools ## the operator's main job, end to end, on a local control plane
+demo: tools test-image ## the operator's main job, end to end: its chart on a local node (played where none can run)
 	$(CARGO) build --locked --workspace --bins --example demo
 	$(CARGO) run --locked --quiet --example demo
 

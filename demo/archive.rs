@@ -3,9 +3,11 @@
 use super::*;
 
 /// The archive: examples/s3-archive.yaml with one change, its endpoint pointed at the local
-/// MinIO. The operator publishes the URL, then creates a copy Job; with no kubelet here, the demo
-/// plays its part (see `run_copy_job`); the operator reads the copier's report, checks it, marks
-/// the resource Copied, and only then turns master access off (afterCopy.revokeAccess).
+/// MinIO. The operator publishes the URL, then creates a copy Job; the node's kubelet runs its pod
+/// from the operator's image (where no node can run, the demo plays its part: `run_copy_job`);
+/// the operator reads the copier's report, checks it, marks the resource Copied, and only then
+/// turns master access off (afterCopy.revokeAccess).
+///
 /// What the archive step uses of the running demo.
 pub(crate) struct Parts<'a> {
     pub(crate) kubectl: &'a Kubectl,
@@ -13,6 +15,7 @@ pub(crate) struct Parts<'a> {
     pub(crate) minio: &'a Minio,
     pub(crate) admin: &'a SimAdmin,
     pub(crate) bins: &'a Binaries,
+    pub(crate) pods: &'a Pods,
 }
 
 pub(crate) async fn archive(
@@ -27,6 +30,7 @@ pub(crate) async fn archive(
         minio,
         admin,
         bins,
+        pods,
     } = *parts;
     let url = str_at(example, "/spec/destination/url")?;
     let (bucket, key) = url
@@ -73,12 +77,23 @@ pub(crate) async fn archive(
         .and_then(|c| c.job)
         .ok_or("Copying, but no Job in status.copy")?;
     kubectl.show(&["-n", NAMESPACE, "get", "jobs"])?;
-    println!(
-        "      (no kubelet here: the demo runs the Job's container, `mux-master-operator copy`, as a\n      \
-         local process with the environment its pod template gives, then records the Pod and the\n      \
-         Job's status as the kubelet and the Job controller would)"
-    );
-    let copied = run_copy_job(client, &job, &bins.operator).await?;
+    let copied = if pods.is_real() {
+        println!(
+            "      (the Job controller makes its pod, the scheduler places it, the kubelet runs it from\n      \
+             image {}: `mux-master-operator copy`)",
+            testenv::node::operator_image_name()
+        );
+        wait_for_job(client, &job)
+            .await
+            .map_err(|e| format!("{e}\nthe node's logs:\n{}", pods.log_tails()))?
+    } else {
+        println!(
+            "      (no kubelet here: the demo runs the Job's container, `mux-master-operator copy`, as a\n      \
+             local process with the environment its pod template gives, then records the Pod and the\n      \
+             Job's status as the kubelet and the Job controller would)"
+        );
+        run_copy_job(client, &job, &bins.operator).await?
+    };
     println!("      copy finished: {copied}");
     watch
         .until(&[name.as_str()], operator, |o| {
@@ -87,6 +102,7 @@ pub(crate) async fn archive(
         .await?;
     println!();
     kubectl.show(&["-n", NAMESPACE, "get", "mexp", "-o", "wide"])?;
+    kubectl.show(&["get", "pods", "--all-namespaces", "-o", "wide"])?;
     let status = api.get(&name).await?.status.unwrap_or_default();
     if let Some(copy) = status.copy {
         println!(

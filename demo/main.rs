@@ -3,9 +3,15 @@
 //!
 //! It starts a real Kubernetes control plane (etcd + kube-apiserver, from `testenv`), mux-sim as
 //! Mux (with the asset and the live stream that `examples/` name) and MinIO as S3; installs the
-//! CRD; runs the operator as a process, as it would run in its pod; applies two examples
+//! CRD; installs the operator with its Helm chart from the image `make image` built, on a real
+//! node (containerd, a kubelet, the Job controller: `testenv::node`); applies two examples
 //! unchanged, and shows them going Pending → Preparing → Ready with `kubectl get mexp`, their
-//! Events and the URL Secret; then stops everything and says what to try next.
+//! Events and the URL Secret; archives a third with a copy Job whose pod the kubelet runs, shown
+//! with `kubectl get pods`; then stops everything and says what to try next.
+//!
+//! Where no node can run (not root, no containerd; or `MMO_DEMO_PLAYED` set), it says so in one
+//! line and falls back: the operator runs as a local process with the API access its pod would
+//! have, and the demo plays the kubelet's part for the copy Job.
 //!
 //! Bounded: every wait has a deadline, and the whole run has one. Ctrl-C stops it cleanly, and
 //! if the demo dies anyway, every process it started dies with it (testenv's watchdogs; the
@@ -29,12 +35,14 @@ use testenv::{ControlPlane, Minio, MuxSim, Tool};
 mod archive;
 mod hold;
 mod kubectl;
+mod node;
 mod operator;
 mod watch;
 
 use archive::{Parts, archive};
 use hold::{hold_until_interrupted, next_steps};
 use kubectl::{Kubectl, wait_for_crd};
+use node::{Pods, chart_values, wait_for_job};
 use operator::Operator;
 use watch::{Watch, phase, reason, show_download};
 
@@ -91,13 +99,14 @@ async fn demo(hold: bool) -> Result<()> {
     println!("mux-master-operator demo: the operator's main job, end to end, on this machine.");
     let bins = Binaries::find()?;
 
-    step(1, "a Kubernetes control plane: etcd and kube-apiserver");
+    step(
+        1,
+        "a Kubernetes control plane (etcd and kube-apiserver) and a node",
+    );
     let t = Instant::now();
     let cp = tokio::task::block_in_place(ControlPlane::start)?;
     println!(
-        "      kube-apiserver {} at {} (ready in {:.1} s)\n      kubeconfig: {}\n      \
-         No kubelet and no nodes: pods never run here, so the operator runs as a local process\n      \
-         with the API access its pod would have.",
+        "      kube-apiserver {} at {} (ready in {:.1} s)\n      kubeconfig: {}",
         Tool::KubeApiserver.version(),
         cp.url(),
         t.elapsed().as_secs_f64(),
@@ -105,6 +114,22 @@ async fn demo(hold: bool) -> Result<()> {
     );
     let client = cp.client()?;
     let kubectl = Kubectl::new(&cp);
+    let t = Instant::now();
+    // Stopped before the control plane it registered with (see the clean-up below).
+    let pods = Pods::start(&cp)?;
+    match &pods {
+        Pods::Node(_) => {
+            println!(
+                "      node {} Ready in {:.1} s: containerd, a kubelet, the Job controller and the scheduler",
+                testenv::node::NODE_NAME,
+                t.elapsed().as_secs_f64()
+            );
+            kubectl.show(&["get", "nodes"])?;
+        }
+        Pods::Played(reason) => println!(
+            "      NO NODE ({reason}): the operator runs as a local process and the demo plays the kubelet."
+        ),
+    }
 
     step(
         2,
@@ -164,14 +189,28 @@ async fn demo(hold: bool) -> Result<()> {
     ])?;
     wait_for_crd(&client).await?;
 
-    step(5, "the operator");
-    let mut operator = Operator::start(&bins.operator, &cp, sim.url())?;
-    println!(
-        "      $ {}\n      (pid {}, log: {})",
-        operator.command_line,
-        operator.child.id(),
-        operator.log.display()
-    );
+    let mut operator = if pods.is_real() {
+        step(
+            5,
+            "the operator, installed with its Helm chart from the image `make image` built",
+        );
+        let operator = Operator::install(&kubectl, &chart_values(&cp, sim.url())?)?;
+        kubectl.show(&[
+            "-n",
+            operator::RELEASE_NAMESPACE,
+            "get",
+            "pods",
+            "-o",
+            "wide",
+        ])?;
+        operator
+    } else {
+        step(5, "the operator, as a local process");
+        let operator = Operator::start(&bins.operator, &cp, sim.url())?;
+        println!("      $ {}", operator.command_line);
+        operator
+    };
+    println!("      {}", operator.describe());
 
     step(
         6,
@@ -226,6 +265,9 @@ async fn demo(hold: bool) -> Result<()> {
 
     println!();
     kubectl.show(&["-n", NAMESPACE, "get", "mexp", "-o", "wide"])?;
+    if pods.is_real() {
+        kubectl.show(&["get", "pods", "--all-namespaces", "-o", "wide"])?;
+    }
     println!();
     kubectl.show(&[
         "-n",
@@ -249,6 +291,7 @@ async fn demo(hold: bool) -> Result<()> {
         minio: &minio,
         admin: &admin,
         bins: &bins,
+        pods: &pods,
     };
     archive(&parts, &mut watch, &mut operator, &archive_example).await?;
 
@@ -268,12 +311,17 @@ async fn demo(hold: bool) -> Result<()> {
         hold_until_interrupted(&cp, &sim, &minio, &operator).await;
     }
 
-    println!("\nCleaning up: stopping the operator, MinIO, mux-sim and the control plane.");
+    let real_node = pods.is_real();
+    println!(
+        "\nCleaning up: stopping the operator, {}MinIO, mux-sim and the control plane.",
+        if real_node { "the node, " } else { "" }
+    );
     drop(operator);
+    drop(pods);
     drop(minio);
     drop(sim);
     drop(cp);
-    next_steps();
+    next_steps(real_node);
     Ok(())
 }
 
