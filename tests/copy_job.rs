@@ -27,13 +27,18 @@ fn job_of(obj: &MasterExport) -> Option<String> {
     obj.status.as_ref()?.copy.as_ref()?.job.clone()
 }
 
-/// A world with MinIO credentials in a Secret, and a MasterExport copying to MinIO.
+/// A world with MinIO credentials in a Secret, and a MasterExport copying to MinIO; mux-sim's
+/// `faults` switches, if any, set before the MasterExport exists.
 async fn copying_world(
     prefix: &str,
     size: u64,
     revoke: bool,
+    faults: Option<serde_json::Value>,
 ) -> (World, &'static Minio, String, String) {
     let world = World::new(prefix, &["--master-prepare-delay", "200ms"], &[]).await;
+    if let Some(faults) = faults {
+        world.admin.configure(faults).await.unwrap();
+    }
     let minio = Minio::shared().expect("MinIO starts");
     let secrets: Api<Secret> = world.secrets();
     let archive: Secret = serde_json::from_value(json!({
@@ -70,7 +75,7 @@ async fn copying_world(
 #[tokio::test]
 async fn a_master_is_archived_verified_then_access_revoked() {
     let size = 3 * 1024 * 1024 + 17;
-    let (world, minio, asset_id, key) = copying_world("copy", size, true).await;
+    let (world, minio, asset_id, key) = copying_world("copy", size, true, None).await;
 
     let copying = world
         .wait("archived", "Copying", |o| phase(o) == Some(Phase::Copying))
@@ -153,7 +158,11 @@ async fn a_master_is_archived_verified_then_access_revoked() {
 #[tokio::test]
 async fn an_expired_url_during_the_copy_leads_to_a_fresh_url_and_a_new_run() {
     let size = 512 * 1024;
-    let (world, minio, asset_id, key) = copying_world("copy-expired", size, false).await;
+    // On a real node the first Job's pod starts at once: until access is off, every download
+    // answers 503 (retried by the copier), so the copy cannot finish before the URL dies.
+    let downloads_fail = json!({"master_errors": 1_000_000, "master_error_status": 503});
+    let (world, minio, asset_id, key) =
+        copying_world("copy-expired", size, false, Some(downloads_fail)).await;
     let first = world
         .wait("archived", "Copying", |o| phase(o) == Some(Phase::Copying))
         .await;
@@ -167,6 +176,11 @@ async fn an_expired_url_during_the_copy_leads_to_a_fresh_url_and_a_new_run() {
     .unwrap()
     .client(Credentials::new(support::TOKEN_ID, support::TOKEN_SECRET));
     mux.update_master_access(&asset_id, MasterAccess::None)
+        .await
+        .unwrap();
+    world
+        .admin
+        .configure(json!({"master_errors": 0}))
         .await
         .unwrap();
     let run = kubelet::run_job(&world.client, &world.namespace, &first_job).await;
