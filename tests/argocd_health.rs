@@ -6,7 +6,6 @@
 use testenv::fixtures as support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use mux_master_operator::resource::MasterExport;
 use serde_json::{Value, json};
@@ -17,82 +16,10 @@ const CHECK_DIR: &str = concat!(
     "/deploy/argocd/masterexport.io/MasterExport"
 );
 
-/// Reads JSON objects on stdin, runs health.lua on each as Argo CD does (the object as the global
-/// `obj`, JSON objects and arrays as Lua tables, arrays from 1, null as nil, numbers as Lua
-/// numbers), in an environment with only the base, string, table and math libraries (no io, no
-/// os), and prints the `{status, message}` tables it returns as JSON.
-const RUNNER: &str = r#"
-import json, sys
-import lupa.lua51 as lupa
-
-lua = lupa.LuaRuntime(unpack_returned_tuples=True)
-assert lua.eval("_VERSION") == "Lua 5.1", lua.eval("_VERSION")
-
-def to_lua(value):
-    if isinstance(value, dict):
-        table = lua.table()
-        for key, item in value.items():
-            if item is not None:
-                table[key] = to_lua(item)
-        return table
-    if isinstance(value, list):
-        table = lua.table()
-        for index, item in enumerate(value, start=1):
-            table[index] = to_lua(item)
-        return table
-    return value
-
-run = lua.eval("""
-function(source, obj)
-  local chunk, err = loadstring(source, "health.lua")
-  if chunk == nil then error(err) end
-  local env = {
-    obj = obj, ipairs = ipairs, pairs = pairs, next = next, type = type, tostring = tostring,
-    tonumber = tonumber, select = select, unpack = unpack, error = error, pcall = pcall,
-    string = string, table = table, math = math,
-  }
-  setfenv(chunk, env)
-  local hs = chunk()
-  if type(hs) ~= "table" then error("health.lua returned " .. type(hs)) end
-  return hs.status, hs.message
-end
-""")
-
-source = open(sys.argv[1]).read()
-results = []
-for obj in json.load(sys.stdin):
-    status, message = run(source, to_lua(obj))
-    results.append({"status": status, "message": message})
-json.dump(results, sys.stdout)
-"#;
-
-/// The health Argo CD would show for each object: `(status, message)`.
+/// The health Argo CD would show for each object: `(status, message)`, by the real Lua 5.1 of
+/// testenv's runner.
 fn health(objects: &[Value]) -> Vec<(String, String)> {
-    let mut child = Command::new(testenv::tools::venv_python().expect("the venv"))
-        .args(["-c", RUNNER])
-        .arg(Path::new(CHECK_DIR).join("health.lua"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python runs");
-    serde_json::to_writer(child.stdin.take().unwrap(), objects).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "health.lua failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let results: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    results
-        .into_iter()
-        .map(|r| {
-            (
-                r["status"].as_str().unwrap_or("<none>").to_owned(),
-                r["message"].as_str().unwrap_or("<none>").to_owned(),
-            )
-        })
-        .collect()
+    testenv::fixtures::argocd::health(&Path::new(CHECK_DIR).join("health.lua"), objects)
 }
 
 fn yaml_file(path: &Path) -> Value {

@@ -12,7 +12,7 @@ use sha2::Sha256;
 
 use super::error::{Error, Result};
 use super::process::{Process, free_port, retry_on_port_conflict};
-use super::ready::{block_on, http_client, until_ready};
+use super::ready::{block_on, http_client, send_expecting_success, until_ready};
 use super::scratch::Scratch;
 use super::tools::Tool;
 
@@ -93,24 +93,17 @@ impl Azurite {
             .to_string();
         let authorization = shared_key(container, &date)?;
         block_on(async {
-            let response = http_client()?
+            let request = http_client()?
                 .put(url.as_str())
                 .header("x-ms-date", &date)
                 .header("x-ms-version", API_VERSION)
                 .header("content-length", "0")
-                .header("authorization", authorization)
-                .send()
-                .await
-                .map_err(|e| Error::Other(format!("PUT {url}: {e}")))?;
-            let status = response.status();
-            if status.is_success() {
-                Ok(())
-            } else {
-                let body = response.text().await.unwrap_or_default();
-                Err(Error::Other(format!(
-                    "creating container {container}: PUT {url}: {status}: {body}"
-                )))
-            }
+                .header("authorization", authorization);
+            send_expecting_success(
+                request,
+                &format!("creating container {container}: PUT {url}"),
+            )
+            .await
         })?
     }
 }

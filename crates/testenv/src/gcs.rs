@@ -8,7 +8,7 @@ use object_store::gcp::{GoogleCloudStorage, GoogleCloudStorageBuilder};
 
 use super::error::{Error, Result};
 use super::process::{Process, free_port, retry_on_port_conflict};
-use super::ready::{block_on, http_client, http_get_ok, until_ready};
+use super::ready::{block_on, http_client, http_get_ok, send_expecting_success, until_ready};
 use super::scratch::Scratch;
 use super::tools::Tool;
 
@@ -93,21 +93,10 @@ impl GcsEmulator {
     pub fn create_bucket(&self, bucket: &str) -> Result<()> {
         let url = format!("{}/storage/v1/b", self.endpoint);
         block_on(async {
-            let response = http_client()?
+            let request = http_client()?
                 .post(url.as_str())
-                .json(&serde_json::json!({ "name": bucket }))
-                .send()
-                .await
-                .map_err(|e| Error::Other(format!("POST {url}: {e}")))?;
-            let status = response.status();
-            if status.is_success() {
-                Ok(())
-            } else {
-                let body = response.text().await.unwrap_or_default();
-                Err(Error::Other(format!(
-                    "creating bucket {bucket}: POST {url}: {status}: {body}"
-                )))
-            }
+                .json(&serde_json::json!({ "name": bucket }));
+            send_expecting_success(request, &format!("creating bucket {bucket}: POST {url}")).await
         })?
     }
 }

@@ -8,7 +8,7 @@ use object_store::aws::{AmazonS3, AmazonS3Builder, AwsAuthorizer, AwsCredential}
 
 use super::error::{Error, Result};
 use super::process::{Process, free_port, retry_on_port_conflict};
-use super::ready::{block_on, http_client, http_get_ok, until_ready};
+use super::ready::{block_on, http_client, http_get_ok, send_expecting_success, until_ready};
 use super::scratch::Scratch;
 use super::tools::Tool;
 
@@ -121,21 +121,10 @@ impl Minio {
             AwsAuthorizer::new(&credential, "s3", REGION)
                 .try_authorize(&mut request, None)
                 .map_err(|e| Error::Other(format!("signing PUT {url}: {e}")))?;
-            let response = http_client()?
+            let put = http_client()?
                 .put(url.as_str())
-                .headers(request.headers().clone())
-                .send()
-                .await
-                .map_err(|e| Error::Other(format!("PUT {url}: {e}")))?;
-            let status = response.status();
-            if status.is_success() {
-                Ok(())
-            } else {
-                let body = response.text().await.unwrap_or_default();
-                Err(Error::Other(format!(
-                    "creating bucket {bucket}: PUT {url}: {status}: {body}"
-                )))
-            }
+                .headers(request.headers().clone());
+            send_expecting_success(put, &format!("creating bucket {bucket}: PUT {url}")).await
         })?
     }
 }

@@ -95,3 +95,20 @@ pub(crate) async fn http_get_ok(
         Err(format!("GET {url}: {status}: {body}"))
     }
 }
+
+/// Sends `request`; an error naming `what` and the answer's status and body unless it is 2xx.
+pub(crate) async fn send_expecting_success(
+    request: reqwest::RequestBuilder,
+    what: &str,
+) -> Result<()> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| Error::Other(format!("{what}: {e}")))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let body = response.text().await.unwrap_or_default();
+    Err(Error::Other(format!("{what}: {status}: {body}")))
+}
