@@ -175,6 +175,24 @@ async fn an_expired_url_during_the_copy_leads_to_a_fresh_url_and_a_new_run() {
     })
     .unwrap()
     .client(Credentials::new(support::TOKEN_ID, support::TOKEN_SECRET));
+    if kubelet::is_real() {
+        // The pod holds the first URL once its copier is asking (and hearing 503): only then
+        // may access go off, or the pod could start later with the operator's fresh URL.
+        support::eventually(support::TIMEOUT, "the copier's first download", || async {
+            let answered = world
+                .admin
+                .count(
+                    "GET",
+                    mux_sim::admin_client::MASTER_ROUTE,
+                    Some(&asset_id),
+                    Some(503),
+                )
+                .await
+                .ok()?;
+            (answered > 0).then_some(())
+        })
+        .await;
+    }
     mux.update_master_access(&asset_id, MasterAccess::None)
         .await
         .unwrap();

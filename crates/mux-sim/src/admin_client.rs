@@ -42,6 +42,8 @@ struct Data<T> {
 
 pub const ASSET_ROUTE: &str = "/video/v1/assets/{id}";
 pub const MASTER_ACCESS_ROUTE: &str = "/video/v1/assets/{id}/master-access";
+/// The route master downloads are recorded under.
+pub const MASTER_ROUTE: &str = "/{id}/mezzanine.mp4";
 
 impl SimAdmin {
     pub fn new(base: impl Into<String>) -> Self {
