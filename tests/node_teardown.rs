@@ -37,7 +37,12 @@ fn a_test_process_that_dies_with_a_node_leaves_the_machine_as_it_was() -> TestRe
     machine_is_restored_after("die", 3)
 }
 
+/// The two cases compare the whole machine before and after their node: they run one at a time,
+/// or one would see the other's node (the node lock lets the second start as the first stops).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn machine_is_restored_after(how: &str, exit_code: i32) -> TestResult {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(reason) = Node::unavailable() {
         if std::env::var_os(REQUIRE_ENV).is_some() {
             return Err(format!("{REQUIRE_ENV} is set, but no node can run here: {reason}").into());
