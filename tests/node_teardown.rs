@@ -50,6 +50,9 @@ fn machine_is_restored_after(how: &str, exit_code: i32) -> TestResult {
         eprintln!("node: not tested, no node can run here: {reason}");
         return Ok(());
     }
+    // The previous test binary's node may still be tearing down (its watchdog runs after the
+    // process has gone): capturing now would record that node's sysctls as the machine's own.
+    Node::wait_until_none_runs()?;
     let before = MachineState::capture();
     let output = Command::new(std::env::current_exe()?)
         .args([
@@ -87,6 +90,9 @@ fn machine_is_restored_after(how: &str, exit_code: i32) -> TestResult {
     }
     assert!(!dir.exists(), "{} is still there", dir.display());
     assert_eq!(processes_mentioning(&dir), Vec::<String>::new());
+    // The watchdog holds the lock until its last step (the sysctls come before the folder, but
+    // the lock is the signal that it is all done).
+    Node::wait_until_none_runs()?;
     assert_eq!(
         MachineState::capture().differences_from(&before),
         Vec::<String>::new()

@@ -40,3 +40,9 @@ pub(crate) fn machine_wide() -> Result<OwnedFd> {
         }
     }
 }
+
+/// Waits until no node holds the lock (a dead test process's watchdog may still be restoring the
+/// machine), then lets it go: for a caller that compares the machine between two nodes.
+pub(crate) fn wait_until_free() -> Result<()> {
+    machine_wide().map(drop)
+}

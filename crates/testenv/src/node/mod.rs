@@ -108,6 +108,13 @@ impl Node {
         None
     }
 
+    /// Blocks until no node runs on this machine, its teardown included: a test binary that ended
+    /// with a shared node leaves its watchdog restoring the machine after the process is gone.
+    /// For a caller that captures [`MachineState`] and needs no node's changes in it.
+    pub fn wait_until_none_runs() -> Result<()> {
+        lock::wait_until_free()
+    }
+
     /// Starts a node of its own on `control_plane`; blocks until the node is Ready and the
     /// controllers work (the `default` namespace has its `default` ServiceAccount).
     pub fn start(control_plane: &ControlPlane) -> Result<Self> {
