@@ -9,6 +9,36 @@ fn duration_arg(text: &str) -> Result<Duration, String> {
     mux::duration::parse(text)
 }
 
+/// A rate in bytes per second: `25MB/s`, `20MiB/s`, `500kB/s` or a plain number of bytes; `0`
+/// is no limit.
+pub fn rate_arg(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let amount = text.strip_suffix("/s").unwrap_or(text).trim();
+    let digits = amount
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(amount.len());
+    let number: u64 = amount[..digits]
+        .parse()
+        .map_err(|_| format!("{text:?} is not a rate like 25MB/s"))?;
+    let unit: u64 = match amount[digits..].trim() {
+        "" | "B" => 1,
+        "kB" | "KB" => 1_000,
+        "KiB" => 1 << 10,
+        "MB" => 1_000_000,
+        "MiB" => 1 << 20,
+        "GB" => 1_000_000_000,
+        "GiB" => 1 << 30,
+        other => {
+            return Err(format!(
+                "{text:?}: unknown unit {other:?} (B, kB, MB, MiB, GB)"
+            ));
+        }
+    };
+    number
+        .checked_mul(unit)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
 /// Serialises durations as milliseconds, so `PATCH /_sim/config` takes plain numbers.
 mod millis {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -71,6 +101,17 @@ pub struct Switches {
     /// `If-Range` (a stale validator gets the whole file, 200).
     #[arg(long)]
     pub master_validators: bool,
+    /// A CDN's limit on one connection: each master download (one response: on HTTP/1.1, one
+    /// connection at a time) is paced to at most this many bytes per second, independently of
+    /// the others, so that parallel `Range` requests go faster in aggregate. `0`: unlimited.
+    #[arg(long, default_value = "0", value_parser = rate_arg)]
+    #[serde(rename = "download_rate_per_connection_bps")]
+    pub download_rate_per_connection: u64,
+    /// A CDN's time to first byte: every master download (GET or HEAD, ranged or not) waits
+    /// this long before its answer starts.
+    #[arg(long, default_value = "0s", value_parser = duration_arg)]
+    #[serde(with = "millis", rename = "download_first_byte_ms")]
+    pub download_first_byte: Duration,
     /// The size of the masters of assets created through `POST /video/v1/assets`.
     #[arg(long, default_value_t = 1 << 20)]
     pub default_master_size: u64,
@@ -195,6 +236,22 @@ mod tests {
         assert_eq!(s.url_lifetime, Duration::from_secs(86_400));
         assert_eq!((s.post_rate, s.other_rate), (1.0, 5.0));
         assert!(s.retry_after && s.webhooks_enabled && !s.renew_on_repeat);
+    }
+
+    #[test]
+    fn rates_parse_with_their_units() {
+        assert_eq!(rate_arg("25MB/s"), Ok(25_000_000));
+        assert_eq!(rate_arg("20MiB/s"), Ok(20 << 20));
+        assert_eq!(rate_arg("500kB/s"), Ok(500_000));
+        assert_eq!(rate_arg("1000"), Ok(1000));
+        assert_eq!(rate_arg("0"), Ok(0));
+        assert!(rate_arg("fast").is_err());
+        assert!(rate_arg("25 parsecs/s").is_err());
+        let s = Switches::default();
+        assert_eq!(
+            (s.download_rate_per_connection, s.download_first_byte),
+            (0, Duration::ZERO)
+        );
     }
 
     #[test]

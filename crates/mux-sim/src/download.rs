@@ -9,6 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use tokio::time::Instant;
 
 use super::Sim;
 use super::content;
@@ -35,6 +36,10 @@ async fn master_file(
     headers: HeaderMap,
 ) -> Response {
     let route = "/{id}/mezzanine.mp4";
+    let pace = Pace::from(&sim.switches());
+    if !pace.first_byte.is_zero() {
+        tokio::time::sleep(pace.first_byte).await;
+    }
     let (skid, signature) = (
         query.skid.unwrap_or_default(),
         query.signature.unwrap_or_default(),
@@ -105,7 +110,7 @@ async fn master_file(
     let body = if method == Method::HEAD {
         Body::empty()
     } else {
-        stream_body(served.seed, served.size, start, end, fault)
+        stream_body(served.seed, served.size, start, end, fault, pace.rate)
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;
@@ -134,6 +139,29 @@ async fn master_file(
 
 fn value(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// How a CDN paces master downloads: a time to first byte, and a cap on each connection.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    first_byte: std::time::Duration,
+    /// Bytes per second of one response (0: unlimited).
+    rate: u64,
+}
+
+impl From<&super::Switches> for Pace {
+    fn from(sw: &super::Switches) -> Self {
+        Pace {
+            first_byte: sw.download_first_byte,
+            rate: sw.download_rate_per_connection,
+        }
+    }
+}
+
+/// When the first `sent` bytes of a body paced at `rate` bytes per second may have left,
+/// counted from the body's start: never earlier, so that no connection beats its cap.
+fn paced_until(started: Instant, sent: u64, rate: u64) -> Option<Instant> {
+    (rate > 0).then(|| started + std::time::Duration::from_secs_f64(sent as f64 / rate as f64))
 }
 
 /// What the switches ask of the next download.
@@ -172,15 +200,22 @@ fn next_fault(sw: &mut super::Switches) -> Fault {
     Fault::default()
 }
 
-/// Bytes `[start, end)` of the master (`seed`, `size`), generated chunk by chunk; cut with a
-/// connection error, or stalled, after the number of bytes the fault says.
-fn stream_body(seed: u64, size: u64, start: u64, end: u64, fault: Fault) -> Body {
+/// Bytes `[start, end)` of the master (`seed`, `size`), generated chunk by chunk, each sent no
+/// earlier than `rate` (bytes per second, 0: unlimited) allows; cut with a connection error, or
+/// stalled, after the number of bytes the fault says.
+fn stream_body(seed: u64, size: u64, start: u64, end: u64, fault: Fault, rate: u64) -> Body {
     let limit = fault.cut_after.or(fault.stall_after);
     let stop = limit.map(|n| (start + n).min(end)).unwrap_or(end);
     let (cut, stall) = (
         fault.cut_after.is_some() && stop < end,
         fault.stall_after.is_some() && stop < end,
     );
+    // Paced in chunks of 10 ms of the rate at most, so the cap holds over short spans too.
+    let chunk = match rate {
+        0 => CHUNK,
+        rate => (rate as usize / 100).clamp(4096, CHUNK),
+    };
+    let started = Instant::now();
     let stream = futures::stream::unfold(start, move |offset| async move {
         if offset >= stop {
             if stall {
@@ -195,9 +230,12 @@ fn stream_body(seed: u64, size: u64, start: u64, end: u64, fault: Fault) -> Body
                 (Err(err), u64::MAX)
             });
         }
-        let n = ((stop - offset) as usize).min(CHUNK);
+        let n = ((stop - offset) as usize).min(chunk);
         let mut buf = vec![0u8; n];
         content::fill(seed, size, offset, &mut buf);
+        if let Some(at) = paced_until(started, offset + n as u64 - start, rate) {
+            tokio::time::sleep_until(at).await;
+        }
         Some((
             Ok::<Bytes, std::io::Error>(Bytes::from(buf)),
             offset + n as u64,
@@ -230,7 +268,18 @@ fn parse_range(header: &str, length: u64) -> Option<(u64, u64)> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_range;
+    use super::{Instant, paced_until, parse_range};
+    use std::time::Duration;
+
+    #[test]
+    fn a_paced_body_sends_no_byte_before_the_rate_allows() {
+        let t0 = Instant::now();
+        assert_eq!(paced_until(t0, 1_000_000, 0), None);
+        assert_eq!(
+            paced_until(t0, 2_500_000, 1_000_000),
+            Some(t0 + Duration::from_millis(2500))
+        );
+    }
 
     #[test]
     fn ranges_parse_as_http_defines_them() {
