@@ -112,6 +112,10 @@ pub struct Switches {
     #[arg(long, default_value = "0s", value_parser = duration_arg)]
     #[serde(with = "millis", rename = "download_first_byte_ms")]
     pub download_first_byte: Duration,
+    /// Ignore `Range` on master downloads: every GET gets the whole file (200), as from a
+    /// server without range support.
+    #[arg(long)]
+    pub master_ignore_range: bool,
     /// The size of the masters of assets created through `POST /video/v1/assets`.
     #[arg(long, default_value_t = 1 << 20)]
     pub default_master_size: u64,

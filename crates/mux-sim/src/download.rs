@@ -70,9 +70,10 @@ async fn master_file(
                 .as_ref()
                 .is_none_or(|now| v != now.etag && v != now.last_modified)
         });
+    let ignore_range = sim.switches().master_ignore_range;
     let range = match headers
         .get(header::RANGE)
-        .filter(|_| !stale)
+        .filter(|_| !stale && !ignore_range)
         .map(|v| parse_range(v.to_str().unwrap_or(""), length))
     {
         None => None,
