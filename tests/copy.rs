@@ -15,8 +15,8 @@ use mux_master_operator::copy::Reason;
 use mux_sim::content;
 
 use copy_support::{
-    Copier, MIB, Master, assert_no_staging_left, file_sha256, minio, object_metadata,
-    object_sha256, start_sim, store,
+    Copier, MIB, Master, assert_no_staging_left, file_sha256, minio, object_sha256,
+    recorded_digest, start_sim, store,
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -38,13 +38,13 @@ async fn a_1gib_master_is_copied_with_the_right_sha256_in_under_64_mib_of_memory
     assert_eq!(report.size, Some(1024 * MIB));
     assert_eq!(
         report.verified.as_deref(),
-        Some("stream-sha256,staging-parts-sha256,read-back-metadata"),
+        Some("stream-sha256,parts-sha256,read-back-sidecar"),
         "the report names what was checked"
     );
     assert_eq!(report.sha256.as_deref(), Some(expected.as_str()));
     let store = store(minio);
     assert_eq!(
-        object_metadata(&store, &key).await,
+        recorded_digest(&store, &key).await,
         Some((expected.clone(), (1024 * MIB).to_string()))
     );
     assert_eq!(object_sha256(&store, &key).await, (1024 * MIB, expected));
@@ -142,7 +142,7 @@ async fn a_job_environment_with_secret_files_works_and_the_streamed_publication_
     let expected = master.sha256();
     let store = store(minio);
     assert_eq!(
-        object_metadata(&store, &key).await,
+        recorded_digest(&store, &key).await,
         Some((expected.clone(), (12 * MIB).to_string()))
     );
     assert_eq!(object_sha256(&store, &key).await, (12 * MIB, expected));

@@ -17,7 +17,7 @@ use copy_support::{
 };
 
 /// A copy to MinIO whose download was cut after 20 MiB (two parts uploaded), once it waits
-/// `retry_delay` to resume.
+/// `retry_delay` to resume. (In one stream: parallel ranges are smaller than the cut.)
 async fn waiting_to_resume(
     master: &Master,
     minio: &Minio,
@@ -26,7 +26,7 @@ async fn waiting_to_resume(
 ) -> Running {
     master.cut_downloads(1, 20 * MIB).await;
     let running = Copier::to_minio(master, minio, key)
-        .args(&["--retry-delay", retry_delay])
+        .args(&["--retry-delay", retry_delay, "--connections", "1"])
         .spawn();
     running.until_logged("resuming in").await;
     running
@@ -103,7 +103,12 @@ async fn uploads_left_by_a_killed_run_are_aborted_by_the_next_run() {
     assert_eq!(uploads_in_progress(&store, &key).await, 1);
     assert_eq!(uploads_in_progress(&store, &staging).await, 1);
 
-    let outcome = Copier::to_minio(&master, minio, &key).run().await;
+    // Uploads of the final key this young could be a live run's: aborted only past
+    // --leftover-age (10 minutes unless told).
+    let outcome = Copier::to_minio(&master, minio, &key)
+        .args(&["--leftover-age", "0s"])
+        .run()
+        .await;
     outcome.expect(Reason::Copied);
 
     assert_eq!(uploads_in_progress(&store, &key).await, 0);

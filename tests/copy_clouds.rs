@@ -68,7 +68,8 @@ async fn a_cut_download_resumes_into_gcs_and_azure() {
     let (gcs, azurite) = clouds();
     for cloud in [Cloud::gcs(&gcs), Cloud::azure(&azurite)] {
         let master = Master::new(&sim, 24 * MIB).await;
-        master.cut_downloads(1, 10 * MIB).await;
+        // Inside the first of the parallel ranges (4 MiB).
+        master.cut_downloads(1, MIB).await;
         let key = format!("copy/resumed/{}.mp4", master.id);
 
         let outcome = cloud
@@ -134,12 +135,20 @@ async fn a_failed_copy_leaves_nothing_in_gcs_or_azure() {
         let master = Master::new(&sim, 16 * MIB).await;
         let dir = format!("copy/failed/{}", master.id);
         let key = format!("{dir}/master.mp4");
-        // The first download is cut 9 MiB in, once a part is uploaded; while the copier waits to
-        // resume, every later download is cut before its first byte, until the retries run out.
+        // The first download (one stream) is cut 9 MiB in, once a part is uploaded; while the
+        // copier waits to resume, every later download is cut before its first byte, until the
+        // retries run out.
         master.cut_downloads(1, 9 * MIB).await;
         let running = cloud
             .copier(&master, &key)
-            .args(&["--max-retries", "1", "--retry-delay", "1s"])
+            .args(&[
+                "--max-retries",
+                "1",
+                "--retry-delay",
+                "1s",
+                "--connections",
+                "1",
+            ])
             .spawn();
         running.until_logged("resuming in").await;
         master.cut_downloads(1000, 0).await;

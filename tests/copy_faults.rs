@@ -12,7 +12,7 @@ use testenv::MuxSim;
 
 use copy_support::{
     Copier, MIB, Master, Outcome, assert_no_staging_left, assert_nothing_left, file_sha256, minio,
-    object_metadata, object_sha256, start_sim, store,
+    object_sha256, recorded_digest, start_sim, store,
 };
 
 /// The copy reported `Copied` the whole master, and MinIO holds exactly it.
@@ -162,7 +162,7 @@ async fn two_runs_on_one_key_never_mix_and_the_loser_deletes_nothing() {
     assert_copied_whole(won, winner, &key).await;
     let store = store(minio());
     assert_eq!(
-        object_metadata(&store, &key).await,
+        recorded_digest(&store, &key).await,
         Some((winner.sha256(), (16 * MIB).to_string())),
         "the digest recorded is the one of the bytes stored"
     );

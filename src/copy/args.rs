@@ -20,8 +20,8 @@ fn timestamp_arg(text: &str) -> Result<jiff::Timestamp, String> {
 /// How the verified staging object becomes the final object with its metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum FinalizeMode {
-    /// Server-side copy on S3; streamed back through the pod on GCS and Azure; a rename on
-    /// `file://`.
+    /// Straight to the final key on S3, completed once verified; streamed back through the
+    /// pod from a staging object on GCS and Azure; a rename on `file://`.
     Auto,
     /// Stream the staging object back through the pod into the final object, hashing it again
     /// (any object store; the default for GCS and Azure).
@@ -92,6 +92,17 @@ pub struct CopyArgs {
     /// How many parts may upload at once while the next one fills.
     #[arg(long, env = "MMO_PARTS_IN_FLIGHT", default_value_t = 2)]
     pub parts_in_flight: usize,
+
+    /// How many `Range` requests of the master may be in flight at once. A CDN caps each
+    /// connection; several ranges at once go faster in aggregate. 1: one stream. A server that
+    /// ignores `Range` is read in one stream whatever this says.
+    #[arg(long, env = "MMO_CONNECTIONS", default_value_t = 8)]
+    pub connections: usize,
+
+    /// The size of each `Range` request when `--connections` is above 1. Each is held in
+    /// memory until its turn: the download holds at most `connections × range-size`.
+    #[arg(long, env = "MMO_RANGE_SIZE", default_value = "4MiB", value_parser = units::parse_size)]
+    pub range_size: u64,
 
     /// Transient failures in a row (without progress) before giving up.
     #[arg(long, env = "MMO_MAX_RETRIES", default_value_t = 10)]
@@ -166,15 +177,10 @@ pub struct CopyArgs {
     )]
     pub finalize: FinalizeMode,
 
-    /// The range size of S3's server-side copy (at most 5GiB).
-    #[arg(
-        long,
-        env = "MMO_COPY_PART_SIZE",
-        default_value = "512MiB",
-        value_parser = units::parse_size,
-        hide = true
-    )]
-    pub copy_part_size: u64,
+    /// S3: a multipart upload of the final key initiated at least this long ago is a killed
+    /// run's leftover, aborted when a copy starts; a younger one may be a live run's.
+    #[arg(long, env = "MMO_LEFTOVER_AGE", default_value = "10m", value_parser = duration_arg)]
+    pub leftover_age: Duration,
 }
 
 impl CopyArgs {
@@ -190,8 +196,11 @@ impl CopyArgs {
         if !(1..=16).contains(&self.parts_in_flight) {
             return Err("--parts-in-flight must be between 1 and 16".into());
         }
-        if !(5 * MIB..=5 * 1024 * MIB).contains(&self.copy_part_size) {
-            return Err("--copy-part-size must be between 5MiB and 5GiB".into());
+        if !(1..=32).contains(&self.connections) {
+            return Err("--connections must be between 1 and 32".into());
+        }
+        if !(256 << 10..=64 * MIB).contains(&self.range_size) {
+            return Err("--range-size must be between 256KiB and 64MiB".into());
         }
         if self.settle_checks == 0 {
             return Err("--settle-checks must be at least 1".into());
@@ -263,6 +272,9 @@ mod tests {
     fn out_of_range_values_are_refused() {
         assert!(parse(&["--part-size", "1MiB"]).validate().is_err());
         assert!(parse(&["--parts-in-flight", "0"]).validate().is_err());
+        assert!(parse(&["--connections", "0"]).validate().is_err());
+        assert!(parse(&["--connections", "33"]).validate().is_err());
+        assert!(parse(&["--range-size", "100KiB"]).validate().is_err());
         assert!(parse(&["--settle-checks", "0"]).validate().is_err());
         assert!(parse(&["--expected-sha256", "abc"]).validate().is_err());
         assert!(

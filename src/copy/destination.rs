@@ -13,6 +13,7 @@ use object_store::{Attribute, GetOptions, ObjectStore};
 use super::args::{CopyArgs, is_sha256_hex};
 use super::error::CopyError;
 use super::local::local_existing;
+use super::sidecar::read_sidecar;
 use super::stores::{azure_store, gcs_store, s3_store};
 
 /// The metadata keys the copy records (`x-amz-meta-sha256`, `x-goog-meta-sha256`, ...).
@@ -39,8 +40,10 @@ pub struct Destination {
     /// The store the staging upload goes to: on S3, the same with per-part SHA-256 checksums
     /// (the store checks each part it receives against the digest of the bytes sent).
     pub staging_store: Arc<dyn ObjectStore>,
-    /// The same store, typed, for S3's server-side copy.
+    /// The same store, typed, for S3's own requests (presigned).
     pub s3: Option<Arc<AmazonS3>>,
+    /// S3 with per-part SHA-256 checksums, typed: the upload of the final key goes through it.
+    pub s3_checksummed: Option<Arc<AmazonS3>>,
     /// The bucket (or container).
     pub bucket: String,
     /// The final object.
@@ -129,15 +132,20 @@ impl Destination {
                     "gs" => (Backend::Gcs, Arc::new(gcs_store(args, bucket)?), None),
                     _ => (Backend::Azure, Arc::new(azure_store(args, bucket)?), None),
                 };
-                let staging_store: Arc<dyn ObjectStore> = match backend {
-                    Backend::S3 => Arc::new(s3_store(args, bucket, true)?),
-                    _ => store.clone(),
+                let s3_checksummed = match backend {
+                    Backend::S3 => Some(Arc::new(s3_store(args, bucket, true)?)),
+                    _ => None,
+                };
+                let staging_store: Arc<dyn ObjectStore> = match &s3_checksummed {
+                    Some(s3) => s3.clone(),
+                    None => store.clone(),
                 };
                 Ok(Destination {
                     backend,
                     store,
                     staging_store,
                     s3,
+                    s3_checksummed,
                     bucket: bucket.to_owned(),
                     path,
                     staging,
@@ -185,6 +193,7 @@ impl Destination {
                     staging_store: store.clone(),
                     store,
                     s3: None,
+                    s3_checksummed: None,
                     bucket: String::new(),
                     path,
                     staging,
@@ -212,12 +221,28 @@ impl Destination {
         Path::from(format!("{}{STAGING_SUFFIX}", self.path))
     }
 
-    /// What is at the final name now, if anything.
+    /// What is at the final name now, if anything, with the digest recorded for it: in its
+    /// metadata, or (S3) in the sidecar that names its ETag.
     pub async fn existing(&self) -> Result<Option<Existing>, CopyError> {
         if let Some(file) = &self.file {
             return Ok(local_existing(file));
         }
-        self.object_meta(&self.path).await
+        let Some(mut existing) = self.object_meta(&self.path).await? else {
+            return Ok(None);
+        };
+        if existing.sha256.is_none() && self.backend == Backend::S3 {
+            let e_tag = existing.e_tag.as_deref();
+            let recorded = read_sidecar(self.store.as_ref(), &self.path, e_tag)
+                .await
+                .map_err(|e| {
+                    CopyError::store(format!("reading the sidecar of {}", self.display), e)
+                })?;
+            if let Some(recorded) = recorded {
+                existing.sha256 = Some(recorded.sha256);
+                existing.recorded_size = recorded.size;
+            }
+        }
+        Ok(Some(existing))
     }
 
     /// The size and recorded metadata of an object in the store.

@@ -18,6 +18,8 @@ use super::source::{FetchError, Fetched, Source, Validator, Version, describe};
 use super::transfer::Streamed;
 use super::upload::PartWriter;
 
+mod ranges;
+
 /// Why a download stopped early.
 pub enum Stop {
     /// The master changed under it: start over.
@@ -53,6 +55,9 @@ pub struct Download<'a> {
     structure: Option<BoxWalker>,
     /// Since when the end was reached, quiet, with an incomplete structure (and no growth).
     incomplete_since: Option<Instant>,
+    /// Whether the parallel ranges were fetched (once a pass; before, the first range of them
+    /// is asked for alone).
+    parallel_tried: bool,
 }
 
 impl<'a> Download<'a> {
@@ -70,6 +75,7 @@ impl<'a> Download<'a> {
             progress: Progress::new(args.progress_interval),
             structure: (!args.skip_mp4_check).then(BoxWalker::new),
             incomplete_since: None,
+            parallel_tried: false,
         }
     }
 
@@ -83,8 +89,15 @@ impl<'a> Download<'a> {
             if let Some(delay) = wait.take() {
                 sleep(delay, self.cancel).await?;
             }
+            // The first request of a pass asks for one range only when ranges go in parallel:
+            // its answer says whether the server honours Range, and the file's length.
+            // (Resumed within that range, it asks for the rest of it.)
+            let range_size = self.args.range_size;
+            let limit =
+                (!self.parallel_tried && self.args.connections > 1 && self.done < range_size)
+                    .then(|| range_size - self.done);
             let fetched = tokio::select! {
-                fetched = self.source.fetch(self.done, self.validator.as_ref()) => fetched,
+                fetched = self.source.fetch(self.done, self.validator.as_ref(), limit) => fetched,
                 _ = self.cancel.cancelled() => return Err(CopyError::interrupted().into()),
             };
             match fetched {
@@ -157,6 +170,7 @@ impl<'a> Download<'a> {
                             .get(http::header::CONTENT_TYPE)
                             .and_then(|v| v.to_str().ok())
                             .map(str::to_owned);
+                        writer.set_content_type(self.content_type.as_deref());
                     }
                     let grew = reached_end;
                     if grew {
@@ -171,8 +185,20 @@ impl<'a> Download<'a> {
                     self.incomplete_since = None;
                     let before = self.done;
                     reached_end = false;
+                    let first_of_ranges = limit.is_some();
                     match self.stream_body(response, body_start, end, writer).await {
                         Ok(()) => {
+                            // The first range of several: the rest of the length it named, in
+                            // parallel ranges (unless the server stops honouring Range: then
+                            // on in one stream from where they got).
+                            if let (true, Some(total)) = (first_of_ranges, total)
+                                && self.done < total
+                            {
+                                self.parallel_tried = true;
+                                if !self.fetch_in_parallel(total, writer).await? {
+                                    continue;
+                                }
+                            }
                             reached_end = true;
                             // The first end is checked at once; once the master is seen
                             // growing, checks are spaced by --settle, not a busy loop.
@@ -217,22 +243,9 @@ impl<'a> Download<'a> {
                     continue;
                 }
             }
-            self.hasher.update(&bytes);
-            if let Some(structure) = &mut self.structure {
-                structure.update(&bytes);
-            }
-            let written = tokio::select! {
-                written = writer.write(&bytes) => written,
-                _ = self.cancel.cancelled() => return Err(BodyError::Fatal(CopyError::interrupted())),
-            };
-            written.map_err(|e| {
-                BodyError::Fatal(CopyError::store("uploading the staging object", e))
-            })?;
-            self.done += bytes.len() as u64;
-            if self.total.is_some_and(|total| total < self.done) {
-                self.total = Some(self.done);
-            }
-            self.progress.update(self.done, self.total);
+            self.consume(&bytes, writer)
+                .await
+                .map_err(BodyError::Fatal)?;
         }
         match end {
             Some(end) if self.done < end => Err(BodyError::Transient(format!(
@@ -241,6 +254,26 @@ impl<'a> Download<'a> {
             ))),
             _ => Ok(()),
         }
+    }
+
+    /// The next bytes of the master, in order: into the hash, the structure check and the
+    /// upload.
+    async fn consume(&mut self, bytes: &[u8], writer: &mut PartWriter) -> Result<(), CopyError> {
+        self.hasher.update(bytes);
+        if let Some(structure) = &mut self.structure {
+            structure.update(bytes);
+        }
+        let written = tokio::select! {
+            written = writer.write(bytes) => written,
+            _ = self.cancel.cancelled() => return Err(CopyError::interrupted()),
+        };
+        written.map_err(|e| CopyError::store("uploading the master", e))?;
+        self.done += bytes.len() as u64;
+        if self.total.is_some_and(|total| total < self.done) {
+            self.total = Some(self.done);
+        }
+        self.progress.update(self.done, self.total);
+        Ok(())
     }
 
     /// How long until the master is `--min-age` old (after `--master-ready-at`), if it is not.
@@ -267,6 +300,7 @@ impl<'a> Download<'a> {
             content_type: self.content_type,
             resumes: self.retries.total,
             elapsed: self.progress.elapsed(),
+            pending: None,
         }
     }
 }

@@ -1,23 +1,26 @@
-//! Publishing the verified staging object under its final name, with its metadata.
+//! Publishing the verified master under its final name, with its digest.
 //!
 //! Object stores take user metadata only when an object is created, and a streamed upload's
-//! digest is known only at its end, so the data goes to a staging object first and is then:
-//! copied server-side into a multipart upload created with the metadata (S3), streamed back
-//! through the pod (GCS, Azure, or `--finalize restream`), or renamed (`file://`).
+//! digest is known only at its end. On S3 the upload of the final key is completed once the
+//! master is verified and the digest goes into a sidecar (see `sidecar`): one write of the data.
+//! Elsewhere the data goes to a staging object first and is then streamed back through the pod
+//! into the final object created with its metadata (GCS, Azure, or `--finalize restream`), or
+//! renamed (`file://`).
 
 use object_store::{Attribute, Attributes, PutMultipartOptions};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use super::args::{CopyArgs, FinalizeMode};
+use super::args::CopyArgs;
 use super::destination::{Backend, Destination, META_SHA256, META_SIZE, META_SOURCE};
 use super::error::{CopyError, Reason};
 use super::local::{set_local_metadata, write_sidecar};
 use super::read_back::ReadBack;
-use super::s3_copy::server_side_copy;
+use super::s3_upload::Pending;
+use super::sidecar;
 
-pub use super::s3_copy::Publication;
-use super::upload::PartWriter;
+pub use super::s3_upload::Publication;
+use super::upload::{Finished, PartWriter};
 
 /// What the final object must hold.
 pub struct Verified {
@@ -54,25 +57,52 @@ impl Verified {
 
 /// Publishes the staging object as the final one, with its metadata. Unless `--overwrite`, only
 /// where no object has the final name: a run that lost a race publishes nothing
-/// ([`Publication::Taken`]), and never replaces what another published.
+/// ([`Publication::Taken`]), and never replaces what another published. (S3 uploads straight
+/// to the final key: [`publish_pending`].)
 pub async fn publish(
     destination: &Destination,
     verified: &Verified,
     args: &CopyArgs,
     cancel: &CancellationToken,
 ) -> Result<Publication, CopyError> {
-    match (destination.backend, args.finalize) {
-        (Backend::Local, _) => publish_local(destination, verified, args.overwrite),
-        (Backend::S3, FinalizeMode::Auto) => {
-            let s3 = destination
-                .s3
-                .as_ref()
-                .expect("an S3 destination has its store");
-            let part_size = args.copy_part_size;
-            server_side_copy(destination, s3, verified, part_size, args.overwrite, cancel).await
-        }
+    match destination.backend {
+        Backend::Local => publish_local(destination, verified, args.overwrite),
         _ => restream(destination, verified, args, cancel).await,
     }
+}
+
+/// S3: completes the verified upload of the final key (`If-None-Match: *` unless `overwrite`),
+/// then records its digest in the sidecar naming its ETag. The object becomes visible only
+/// complete and verified; the sidecar follows it (a run killed in between leaves an object
+/// without a recorded digest, which a later run does not skip).
+pub async fn publish_pending(
+    destination: &Destination,
+    pending: Pending,
+    verified: &Verified,
+    overwrite: bool,
+) -> Result<Publication, CopyError> {
+    let name = &destination.display;
+    let publication = pending.complete(overwrite).await?;
+    let Publication::Published { e_tag } = &publication else {
+        return Ok(publication);
+    };
+    let Some(e_tag) = e_tag else {
+        return Err(CopyError::new(
+            Reason::StoreFailed,
+            format!("{name} was completed without an ETag: its digest cannot be recorded"),
+        ));
+    };
+    let (sha256, size) = (&verified.sha256, verified.size);
+    sidecar::write_sidecar(
+        destination.store.as_ref(),
+        &destination.path,
+        e_tag,
+        sha256,
+        size,
+    )
+    .await
+    .map_err(|e| CopyError::store(format!("recording the SHA-256 of {name}"), e))?;
+    Ok(publication)
 }
 
 /// `file://`: fsync, extended attributes, an atomic rename (or, unless `overwrite`, a hard link,
@@ -189,7 +219,10 @@ async fn restream(
         Ok(Publication::Published { .. }) => writer
             .finish()
             .await
-            .map(|put| Publication::Published { e_tag: put.e_tag })
+            .map(|finished| match finished {
+                Finished::Completed(put) => Publication::Published { e_tag: put.e_tag },
+                Finished::Pending(_) => unreachable!("object_store's uploads complete"),
+            })
             .map_err(|e| CopyError::store(format!("completing {final_name}"), e)),
         other => {
             writer.abort().await;

@@ -1,113 +1,62 @@
-//! S3's publication by server-side copy, and the cleanup of uploads a killed run left. The
-//! requests object_store has no call for are presigned with its signer and sent with our own
-//! client.
+//! S3: the upload of the final key, completed only once the master is verified and only if
+//! the name is free (`If-None-Match: *`, unless `--overwrite`); the SHA-256 sidecar recorded
+//! with the object; and the cleanup of uploads a killed run left. The requests object_store
+//! has no call for are presigned with its signer and sent with our own client.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
-use http::{HeaderName, HeaderValue, Method};
+use http::{HeaderValue, Method};
 use object_store::aws::AmazonS3;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::signer::{SignedUrlOptions, Signer};
-use object_store::{PutMode, PutMultipartOptions, PutOptions};
-use tokio_util::sync::CancellationToken;
 
 use super::destination::Destination;
 use super::error::{CopyError, Reason};
-use super::finalize::Verified;
-use super::s3_wire::{encode_key, xml_element, xml_escape};
+use super::s3_wire::{xml_element, xml_escape};
 
-/// How long a presigned S3 request stays valid: one part copy at most.
+/// How long a presigned S3 request stays valid.
 const PRESIGN_FOR: Duration = Duration::from_secs(3600);
-/// Attempts at each server-side part copy.
-const PART_COPY_ATTEMPTS: u32 = 4;
-/// Server-side part copies running at once.
-const PART_COPIES_AT_ONCE: usize = 4;
+/// Attempts at the completion.
+const COMPLETE_ATTEMPTS: u32 = 4;
 
-/// S3: a multipart upload of the final key, created with the metadata, whose parts are copied
-/// server-side from the staging object (`UploadPartCopy`, each on condition that the staging
-/// object is still the one verified: `x-amz-copy-source-if-match`): no byte goes through the
-/// pod, and any size works (a single `CopyObject` stops at 5 GiB). The upload is completed on
-/// condition that no object has the final name (`If-None-Match: *`) unless `overwrite`: a run
-/// that lost a race to another publishes nothing ([`Publication::Taken`]). object_store creates
-/// and aborts the upload; the part copies and the completion are presigned with its signer and
-/// sent with our own client.
-pub async fn server_side_copy(
-    destination: &Destination,
-    s3: &Arc<AmazonS3>,
-    verified: &Verified,
-    part_size: u64,
-    overwrite: bool,
-    cancel: &CancellationToken,
-) -> Result<Publication, CopyError> {
-    let to = &destination.path;
-    let final_name = destination.name_of(to);
-    if verified.size == 0 {
-        // Nothing to copy: a plain put carries the metadata.
-        let mode = if overwrite {
-            PutMode::Overwrite
-        } else {
-            PutMode::Create
-        };
-        let options = PutOptions {
-            mode,
-            attributes: verified.attributes(),
-            ..Default::default()
-        };
-        return match destination
-            .store
-            .put_opts(to, Vec::new().into(), options)
-            .await
-        {
-            Ok(put) => Ok(Publication::Published { e_tag: put.e_tag }),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(Publication::Taken),
-            Err(e) => Err(CopyError::store(format!("writing {final_name}"), e)),
-        };
+/// An S3 multipart upload of the final key whose parts are all stored (each checked by the
+/// store against its `x-amz-checksum-sha256`): invisible until [`Pending::complete`].
+pub struct Pending {
+    pub s3: Arc<AmazonS3>,
+    pub path: Path,
+    pub id: String,
+    pub parts: Vec<PartId>,
+}
+
+impl Pending {
+    /// Completes the upload, on condition that no object has the name unless `overwrite`: a
+    /// run that lost a race publishes nothing ([`Publication::Taken`]), and the upload is
+    /// aborted. Any failure aborts it too.
+    pub async fn complete(self, overwrite: bool) -> Result<Publication, CopyError> {
+        let http = store_http();
+        let result = complete(
+            &self.s3,
+            &http,
+            &self.path,
+            &self.id,
+            &self.parts,
+            !overwrite,
+        )
+        .await;
+        if !matches!(result, Ok(Publication::Published { .. })) {
+            self.abort().await;
+        }
+        result
     }
-    tracing::info!("publishing {final_name} by a server-side copy");
-    let options = PutMultipartOptions {
-        attributes: verified.attributes(),
-        ..Default::default()
-    };
-    let id = s3
-        .create_multipart_opts(to, options)
-        .await
-        .map_err(|e| CopyError::store(format!("starting the upload of {final_name}"), e))?;
-    let copy_source = format!(
-        "{}/{}",
-        destination.bucket,
-        encode_key(destination.staging.as_ref())
-    );
-    let mut source_headers = vec![(COPY_SOURCE, header_value(&copy_source)?)];
-    if let Some(e_tag) = &verified.staging_e_tag {
-        source_headers.push((COPY_SOURCE_IF_MATCH, header_value(e_tag)?));
+
+    /// Aborts the upload: its parts are deleted, nothing was published.
+    pub async fn abort(self) {
+        if let Err(e) = self.s3.abort_multipart(&self.path, &self.id).await {
+            tracing::debug!("aborting the upload of {}: {e}", self.path);
+        }
     }
-    let http = store_http();
-    let result = async {
-        let ranges: Vec<_> = (0..verified.size)
-            .step_by(part_size as usize)
-            .map(|start| start..(start + part_size).min(verified.size))
-            .collect();
-        // A few ranges at once: the store copies them in parallel; `buffered` keeps the order.
-        let copies = futures::stream::iter(ranges.into_iter().enumerate())
-            .map(|(index, range)| copy_part(s3, &http, to, &id, index + 1, &source_headers, range))
-            .buffered(PART_COPIES_AT_ONCE)
-            .try_collect::<Vec<_>>();
-        let parts = tokio::select! {
-            parts = copies => parts?,
-            _ = cancel.cancelled() => return Err(CopyError::interrupted()),
-        };
-        complete(s3, &http, to, &id, &parts, !overwrite).await
-    }
-    .await;
-    if !matches!(result, Ok(Publication::Published { .. }))
-        && let Err(e) = s3.abort_multipart(to, &id).await
-    {
-        tracing::debug!("aborting the upload of {final_name}: {e}");
-    }
-    result
 }
 
 /// How a publication ended.
@@ -117,13 +66,6 @@ pub enum Publication {
     Published { e_tag: Option<String> },
     /// Another object took the final name first (the condition failed): nothing was written.
     Taken,
-}
-
-const COPY_SOURCE: HeaderName = HeaderName::from_static("x-amz-copy-source");
-const COPY_SOURCE_IF_MATCH: HeaderName = HeaderName::from_static("x-amz-copy-source-if-match");
-
-fn header_value(text: &str) -> Result<HeaderValue, CopyError> {
-    HeaderValue::from_str(text).map_err(|e| CopyError::bad_input(format!("a header value: {e}")))
 }
 
 /// What S3 answered a request we sent ourselves.
@@ -151,7 +93,7 @@ async fn presigned(
     http: &reqwest::Client,
     (method, path): (Method, &Path),
     query: Vec<(&'static str, String)>,
-    headers: &[(HeaderName, HeaderValue)],
+    headers: &[(http::HeaderName, HeaderValue)],
     body: Option<String>,
 ) -> Result<Answer, String> {
     let mut options = SignedUrlOptions::default().with_query(query);
@@ -175,62 +117,6 @@ async fn presigned(
     Ok(Answer { status, body })
 }
 
-/// One `UploadPartCopy`, retried on transport errors and 5xx; returns the part's ETag.
-async fn copy_part(
-    s3: &AmazonS3,
-    http: &reqwest::Client,
-    to: &Path,
-    upload_id: &str,
-    part_number: usize,
-    source_headers: &[(HeaderName, HeaderValue)],
-    range: std::ops::Range<u64>,
-) -> Result<PartId, CopyError> {
-    let range = format!("bytes={}-{}", range.start, range.end - 1);
-    let mut headers = source_headers.to_vec();
-    headers.push((
-        HeaderName::from_static("x-amz-copy-source-range"),
-        header_value(&range)?,
-    ));
-    let query = || {
-        vec![
-            ("partNumber", part_number.to_string()),
-            ("uploadId", upload_id.to_owned()),
-        ]
-    };
-    let mut last_error = String::new();
-    for attempt in 1..=PART_COPY_ATTEMPTS {
-        if attempt > 1 {
-            tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
-        }
-        let answer = match presigned(s3, http, (Method::PUT, to), query(), &headers, None).await {
-            Ok(answer) => answer,
-            Err(e) => {
-                last_error = e;
-                continue;
-            }
-        };
-        match (answer.error_code(), xml_element(&answer.body, "ETag")) {
-            (None, Some(content_id)) => return Ok(PartId { content_id }),
-            _ if answer.status.is_server_error() || answer.status.is_success() => {
-                last_error = answer.describe();
-            }
-            _ => {
-                return Err(CopyError::new(
-                    Reason::StoreFailed,
-                    format!(
-                        "copying part {part_number} server-side: {}",
-                        answer.describe()
-                    ),
-                ));
-            }
-        }
-    }
-    Err(CopyError::new(
-        Reason::StoreFailed,
-        format!("copying part {part_number} server-side: {last_error}"),
-    ))
-}
-
 /// `CompleteMultipartUpload`, with `If-None-Match: *` when `create_only`; retried on transport
 /// errors and 5xx (and 409, a conditional write racing another).
 async fn complete(
@@ -243,10 +129,15 @@ async fn complete(
 ) -> Result<Publication, CopyError> {
     let mut body = String::from("<CompleteMultipartUpload>");
     for (index, part) in parts.iter().enumerate() {
+        // With checksums, object_store's part ID is its own XML of the ETag and the checksum.
+        let e_tag = xml_element(&part.content_id, "e_tag").unwrap_or(part.content_id.clone());
+        let checksum = xml_element(&part.content_id, "checksum_sha256")
+            .map(|c| format!("<ChecksumSHA256>{}</ChecksumSHA256>", xml_escape(&c)))
+            .unwrap_or_default();
         body.push_str(&format!(
-            "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>",
+            "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag>{checksum}</Part>",
             index + 1,
-            xml_escape(&part.content_id)
+            xml_escape(&e_tag)
         ));
     }
     body.push_str("</CompleteMultipartUpload>");
@@ -257,7 +148,7 @@ async fn complete(
     };
     let query = || vec![("uploadId", upload_id.to_owned())];
     let mut last_error = String::new();
-    for attempt in 1..=PART_COPY_ATTEMPTS {
+    for attempt in 1..=COMPLETE_ATTEMPTS {
         if attempt > 1 {
             tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
         }
@@ -304,16 +195,20 @@ async fn complete(
     ))
 }
 
-/// Aborts S3 multipart uploads left on the final key, or on the staging key of copiers before
-/// issue 13, by a run that was killed (and so could not abort its own). Best effort. (Each run
-/// now stages under a name of its own, which no other run can find on stores that list
-/// uploads only by exact key, as MinIO does: those are left to the bucket's lifecycle rule.)
-pub async fn abort_leftover_uploads(destination: &Destination) {
+/// Aborts S3 multipart uploads left by a run that was killed (and so could not abort its own):
+/// on the staging key of copiers before issue 13 (no run uses it any more), and on the final
+/// key those initiated at least `min_age` ago. A run uploads straight to the final key for as
+/// long as its download takes, so a younger upload there may be a live run's (two runs on one
+/// key): it is left alone. Best effort; a bucket lifecycle rule aborting incomplete uploads
+/// after a day is the backstop (and the only remedy for the per-run staging keys of
+/// `--finalize restream`, which stores such as MinIO list by exact key only).
+pub async fn abort_leftover_uploads(destination: &Destination, min_age: Duration) {
     let Some(s3) = &destination.s3 else {
         return;
     };
-    for key in [&destination.legacy_staging(), &destination.path] {
-        match abort_uploads_of(s3, key).await {
+    let legacy = destination.legacy_staging();
+    for (key, min_age) in [(&legacy, Duration::ZERO), (&destination.path, min_age)] {
+        match abort_uploads_of(s3, key, min_age).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(
                 "aborted {n} multipart upload(s) of {} left by an interrupted run",
@@ -324,9 +219,22 @@ pub async fn abort_leftover_uploads(destination: &Destination) {
     }
 }
 
+/// Whether an upload `initiated` (ListMultipartUploads' `<Initiated>`, RFC 3339) at least
+/// `min_age` before `now` is a leftover; one whose time does not parse is not.
+fn old_enough(initiated: Option<&str>, min_age: Duration, now: jiff::Timestamp) -> bool {
+    let Some(initiated) = initiated.and_then(|t| t.trim().parse::<jiff::Timestamp>().ok()) else {
+        return min_age.is_zero();
+    };
+    jiff::SignedDuration::try_from(min_age)
+        .ok()
+        .and_then(|age| initiated.checked_add(age).ok())
+        .is_some_and(|due| due <= now)
+}
+
 /// Lists the multipart uploads of exactly `key` (ListMultipartUploads, presigned) and aborts
-/// them.
-async fn abort_uploads_of(s3: &AmazonS3, key: &Path) -> Result<usize, String> {
+/// those initiated at least `min_age` ago.
+async fn abort_uploads_of(s3: &AmazonS3, key: &Path, min_age: Duration) -> Result<usize, String> {
+    let now = jiff::Timestamp::now();
     let options =
         SignedUrlOptions::default().with_query([("uploads", ""), ("prefix", key.as_ref())]);
     // ListMultipartUploads is a bucket request: sign the bucket's root.
@@ -354,7 +262,8 @@ async fn abort_uploads_of(s3: &AmazonS3, key: &Path) -> Result<usize, String> {
         else {
             continue;
         };
-        if upload_key == key.as_ref() {
+        let initiated = xml_element(upload, "Initiated");
+        if upload_key == key.as_ref() && old_enough(initiated.as_deref(), min_age, now) {
             s3.abort_multipart(key, &id)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -364,12 +273,36 @@ async fn abort_uploads_of(s3: &AmazonS3, key: &Path) -> Result<usize, String> {
     Ok(aborted)
 }
 
-/// A client for the requests we send to the store ourselves (presigned), with timeouts: a
-/// server-side part copy of `--copy-part-size` bytes must finish within the overall one.
+/// A client for the requests we send to the store ourselves (presigned), with timeouts (a
+/// completion of many parts may take the store a while).
 fn store_http() -> reqwest::Client {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(30 * 60))
         .build()
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_uploads_old_enough_are_leftovers() {
+        let now: jiff::Timestamp = "2026-12-01T12:00:00Z".parse().unwrap();
+        let ten_minutes = Duration::from_secs(600);
+        assert!(old_enough(Some("2026-12-01T11:49:59.5Z"), ten_minutes, now));
+        assert!(!old_enough(
+            Some("2026-12-01T11:55:00.000Z"),
+            ten_minutes,
+            now
+        ));
+        assert!(!old_enough(None, ten_minutes, now));
+        assert!(old_enough(None, Duration::ZERO, now));
+        assert!(old_enough(
+            Some("2026-12-01T12:00:00Z"),
+            Duration::ZERO,
+            now
+        ));
+    }
 }

@@ -1,5 +1,5 @@
 //! What S3's REST API speaks that object_store does not give us: XML answers read without an
-//! XML parser, and keys encoded for `x-amz-copy-source`.
+//! XML parser.
 
 /// The text of the first `<name>…</name>` in `xml`, unescaped.
 pub fn xml_element(xml: &str, name: &str) -> Option<String> {
@@ -57,20 +57,6 @@ pub fn xml_escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// An object key percent-encoded for `x-amz-copy-source` (`/` kept).
-pub fn encode_key(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for byte in key.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                out.push(byte as char)
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,11 +72,5 @@ mod tests {
             xml_unescape("a &amp; b &bogus; &#9999999999;"),
             "a & b &bogus; &#9999999999;"
         );
-    }
-
-    #[test]
-    fn keys_are_encoded_for_copy_source() {
-        assert_eq!(encode_key("media/a b+c.mp4"), "media/a%20b%2Bc.mp4");
-        assert_eq!(encode_key("é"), "%C3%A9");
     }
 }

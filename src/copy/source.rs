@@ -142,7 +142,9 @@ impl From<CopyError> for FetchError {
     }
 }
 
-/// The master's server, through one HTTP client.
+/// The master's server, through one HTTP client (cloned for each range fetched in parallel:
+/// the clones share its connection pool).
+#[derive(Clone)]
 pub struct Source {
     http: reqwest::Client,
     url: SourceUrl,
@@ -164,7 +166,11 @@ impl Source {
     }
 
     /// `GET` with `Range` (and `If-Range`), its status sorted into what ends or retries a copy.
-    async fn get(&self, range: &str, if_range: Option<&Validator>) -> Result<Response, FetchError> {
+    pub(super) async fn get(
+        &self,
+        range: &str,
+        if_range: Option<&Validator>,
+    ) -> Result<Response, FetchError> {
         let mut request = self
             .http
             .get(self.url.expose())
@@ -196,14 +202,21 @@ impl Source {
         })
     }
 
-    /// `GET` with `Range: bytes=<from>-` (and `If-Range` when resuming a known version).
+    /// `GET` with `Range: bytes=<from>-` (and `If-Range` when resuming a known version); with
+    /// `limit`, `bytes=<from>-<from + limit - 1>`: the first range of a parallel download,
+    /// whose answer also says whether the server honours `Range` and how long the file is.
     pub async fn fetch(
         &self,
         from: u64,
         validator: Option<&Validator>,
+        limit: Option<u64>,
     ) -> Result<Fetched, FetchError> {
         let if_range = validator.filter(|_| from > 0);
-        let response = self.get(&format!("bytes={from}-"), if_range).await?;
+        let range = match limit {
+            Some(limit) => format!("bytes={from}-{}", from + limit.max(1) - 1),
+            None => format!("bytes={from}-"),
+        };
+        let response = self.get(&range, if_range).await?;
         let status = response.status();
         let headers = response.headers();
         let new_validator = Validator::from_headers(headers);
@@ -283,10 +296,18 @@ impl Source {
 
 /// `Changed` when the server names another version of the file than the one we were reading.
 fn changed(old: Option<&Validator>, new: Option<&Validator>) -> Option<Fetched> {
+    validator_changed(old, new).map(|why| Fetched::Changed { why })
+}
+
+/// Why the server's validator says this is another version of the file, if it does.
+pub(super) fn validator_changed(
+    old: Option<&Validator>,
+    new: Option<&Validator>,
+) -> Option<String> {
     match (old, new) {
-        (Some(old), Some(new)) if old != new => Some(Fetched::Changed {
-            why: format!("its validator changed from {} to {}", old.0, new.0),
-        }),
+        (Some(old), Some(new)) if old != new => {
+            Some(format!("its validator changed from {} to {}", old.0, new.0))
+        }
         _ => None,
     }
 }
@@ -314,7 +335,7 @@ fn check_status(status: StatusCode) -> Result<(), FetchError> {
 }
 
 /// A 206's `Content-Range`, parsed.
-fn content_range(headers: &HeaderMap) -> Option<(u64, u64, Option<u64>)> {
+pub(super) fn content_range(headers: &HeaderMap) -> Option<(u64, u64, Option<u64>)> {
     let value = headers.get(header::CONTENT_RANGE)?.to_str().ok()?;
     parse_content_range(value)
 }

@@ -5,21 +5,26 @@
 
 use std::time::{Duration, Instant};
 
-use object_store::PutMultipartOptions;
+use std::sync::Arc;
+
+use object_store::aws::AmazonS3;
+use object_store::{Attribute, Attributes, PutMultipartOptions};
 use tokio_util::sync::CancellationToken;
 
-use super::args::CopyArgs;
-use super::destination::{Destination, STAGING_SUFFIX, with_suffix};
+use super::args::{CopyArgs, FinalizeMode};
+use super::destination::{
+    Backend, Destination, META_SHA256, META_SIZE, META_SOURCE, STAGING_SUFFIX, with_suffix,
+};
 use super::download::{Download, Stop, wait_until_unchanged};
 use super::error::{CopyError, Reason};
 use super::existing::{Expected, OnExisting, after_streaming, before_streaming};
 use super::finalize::Publication;
 use super::local::remove_local_leftovers;
 use super::report::Report;
-use super::s3_copy::abort_leftover_uploads;
+use super::s3_upload::{Pending, abort_leftover_uploads};
 use super::source::{Source, SourceUrl};
 use super::units::human;
-use super::upload::PartWriter;
+use super::upload::{Finished, PartWriter};
 use super::verify::{checks_made, remove_staging, verify_and_publish};
 
 /// Runs one copy and says how it went.
@@ -29,9 +34,11 @@ pub async fn copy(args: &CopyArgs, cancel: &CancellationToken) -> Result<Report,
     let destination = Destination::open(args)?;
     let source = Source::new(url, args)?;
     tracing::info!(
-        "copying {} to {} (parts of {}, {} in flight)",
+        "copying {} to {} ({} ranges of {} at once; parts of {}, {} in flight)",
         source.url(),
         destination.display,
+        args.connections,
+        human(args.range_size),
         human(args.part_size),
         args.parts_in_flight
     );
@@ -53,27 +60,38 @@ pub async fn copy(args: &CopyArgs, cancel: &CancellationToken) -> Result<Report,
 
     match destination.files() {
         Some((file, _)) => remove_local_leftovers(&with_suffix(&file, STAGING_SUFFIX)),
-        None => abort_leftover_uploads(&destination).await,
+        None => abort_leftover_uploads(&destination, args.leftover_age).await,
     }
-    let staging_name = destination.name_of(&destination.staging);
-    tracing::info!("staging the copy as {staging_name}");
-    let streamed = stream_to_staging(&source, &destination, args, cancel).await?;
+    match direct_s3(&destination, args) {
+        Some(_) => {
+            tracing::info!("uploading to {name}, completed only once the master is verified")
+        }
+        None => {
+            let staging_name = destination.name_of(&destination.staging);
+            tracing::info!("staging the copy as {staging_name}");
+        }
+    }
+    let mut streamed = stream_to_staging(&source, &destination, args, cancel).await?;
+    let pending = streamed.pending.take();
     if let Some(OnExisting::CompareWith { sha256, size }) = &on_existing {
         let recorded = (sha256.as_str(), *size);
         let streamed_as = (streamed.sha256.as_str(), streamed.size);
         let decided = after_streaming(name, recorded, streamed_as, args.overwrite);
         if !matches!(decided, Ok(None)) {
-            remove_staging(&destination).await;
-        }
-        match decided {
-            Ok(Some(skipped)) => return Ok(skipped),
-            Err(refused) => return Err(refused),
-            Ok(None) => {}
+            match pending {
+                Some(pending) => pending.abort().await,
+                None => remove_staging(&destination).await,
+            }
+            return decided.map(|skipped| skipped.expect("a skip or a refusal"));
         }
     }
     let publishing = Instant::now();
-    let published = verify_and_publish(&destination, &streamed, &source, args, cancel).await;
-    remove_staging(&destination).await;
+    let direct = pending.is_some();
+    let published =
+        verify_and_publish(&destination, &streamed, pending, &source, args, cancel).await;
+    if !direct {
+        remove_staging(&destination).await;
+    }
     if published? == Publication::Taken {
         return lost_the_race(&destination, &streamed).await;
     }
@@ -139,35 +157,87 @@ pub struct Streamed {
     pub content_type: Option<String>,
     pub resumes: u32,
     pub elapsed: Duration,
+    /// On S3, the upload of the final key, every part stored, waiting for its completion.
+    pub pending: Option<Pending>,
 }
 
-/// Downloads the master into a multipart upload of the staging object and completes it.
-/// Starts over (in a new upload) when the master changes under it.
+/// The checksummed S3 store when the master is uploaded straight to its final key (S3 unless
+/// `--finalize restream`).
+fn direct_s3(destination: &Destination, args: &CopyArgs) -> Option<Arc<AmazonS3>> {
+    (destination.backend == Backend::S3 && args.finalize == FinalizeMode::Auto)
+        .then(|| destination.s3_checksummed.clone())
+        .flatten()
+}
+
+/// The metadata the final object is created with before its digest is known: its source, and
+/// the digest and size when they are known in advance (`--expected-sha256`, `--expected-size`:
+/// the upload is completed only if the stream has them). The digest of every copy is also
+/// recorded in its sidecar (see `sidecar`).
+fn initial_options(source: &Source, args: &CopyArgs) -> PutMultipartOptions {
+    let mut attributes = Attributes::new();
+    let mut meta = |key: &'static str, value: String| {
+        attributes.insert(Attribute::Metadata(key.into()), value.into());
+    };
+    meta(META_SOURCE, source.url().redacted());
+    if let Some(sha256) = args.expected_sha256() {
+        meta(META_SHA256, sha256);
+        if let Some(size) = args.expected_size {
+            meta(META_SIZE, size.to_string());
+        }
+    }
+    PutMultipartOptions {
+        attributes,
+        ..Default::default()
+    }
+}
+
+/// Downloads the master into a multipart upload and stores every part: on S3, an upload of the
+/// final key left pending until the master is verified (no second write to publish it);
+/// elsewhere, the staging object, completed. Starts over (in a new upload) when the master
+/// changes under it.
 async fn stream_to_staging(
     source: &Source,
     destination: &Destination,
     args: &CopyArgs,
     cancel: &CancellationToken,
 ) -> Result<Streamed, CopyError> {
-    let staging_name = destination.name_of(&destination.staging);
+    let direct = direct_s3(destination, args);
+    let upload_name = match direct {
+        Some(_) => destination.name_of(&destination.path),
+        None => destination.name_of(&destination.staging),
+    };
     let mut restarts = 0;
     loop {
-        let mut writer = PartWriter::create(
-            &destination.staging_store,
-            &destination.staging,
-            PutMultipartOptions::default(),
-            args.part_size,
-            args.parts_in_flight,
-        )
-        .await
-        .map_err(|e| CopyError::store(format!("starting the upload of {staging_name}"), e))?;
+        let mut writer = match &direct {
+            Some(s3) => PartWriter::pending_s3(
+                s3.clone(),
+                &destination.path,
+                initial_options(source, args),
+                args.part_size,
+                args.parts_in_flight,
+            ),
+            None => PartWriter::create(
+                &destination.staging_store,
+                &destination.staging,
+                PutMultipartOptions::default(),
+                args.part_size,
+                args.parts_in_flight,
+            )
+            .await
+            .map_err(|e| CopyError::store(format!("starting the upload of {upload_name}"), e))?,
+        };
         let mut download = Download::new(source, args, cancel);
         match download.run(&mut writer).await {
             Ok(()) => {
-                writer.finish().await.map_err(|e| {
-                    CopyError::store(format!("completing the upload of {staging_name}"), e)
-                })?;
-                return Ok(download.into_streamed());
+                let finished = writer
+                    .finish()
+                    .await
+                    .map_err(|e| CopyError::store(format!("uploading {upload_name}"), e))?;
+                let mut streamed = download.into_streamed();
+                if let Finished::Pending(pending) = finished {
+                    streamed.pending = Some(pending);
+                }
+                return Ok(streamed);
             }
             Err(Stop::Changed(why)) => {
                 // A new version of the master (it grew, or was replaced): a restart, never a

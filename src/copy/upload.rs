@@ -1,12 +1,20 @@
 //! A multipart upload fed from a stream, in fixed-size parts, with a bounded number uploading:
-//! memory is about `part_size × (in_flight + 1)` however much goes through.
+//! memory is about `part_size × (in_flight + 1)` however much goes through. Either
+//! object_store's own upload (completed by [`PartWriter::finish`]), or, on S3, an upload of the
+//! final key whose parts are sent by number and left pending ([`Pending`]) for the caller to
+//! complete once the master is verified.
 
 use std::sync::Arc;
 
+use object_store::aws::AmazonS3;
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
-use object_store::{MultipartUpload, ObjectStore, PutMultipartOptions, PutPayload, PutResult};
+use object_store::{
+    Attribute, MultipartUpload, ObjectStore, PutMultipartOptions, PutPayload, PutResult,
+};
 use tokio::task::JoinSet;
 
+use super::s3_upload::Pending;
 use super::units::human;
 
 /// S3 allows 10,000 parts per upload; parts are sized for fewer, so that a master that grows a
@@ -14,14 +22,36 @@ use super::units::human;
 const MAX_PARTS: u64 = 9_000;
 const MIB: u64 = 1 << 20;
 
+/// Where the parts go.
+enum Target {
+    /// object_store's upload, parts in the order they are sent.
+    Upload(Box<dyn MultipartUpload>),
+    /// An S3 upload created at the first part (when the content type is known), parts by
+    /// number, completed by the caller.
+    S3 {
+        s3: Arc<AmazonS3>,
+        path: Path,
+        options: PutMultipartOptions,
+        id: Option<String>,
+        parts: Vec<Option<PartId>>,
+    },
+}
+
+/// What a finished writer leaves.
+pub enum Finished {
+    Completed(PutResult),
+    /// Every part is stored; the upload waits for its completion.
+    Pending(Pending),
+}
+
 /// Writes bytes into a multipart upload. Must end with [`PartWriter::finish`] or
 /// [`PartWriter::abort`]: dropping it leaves the upload for the store to expire.
 pub struct PartWriter {
-    upload: Box<dyn MultipartUpload>,
+    target: Target,
     buffer: Vec<u8>,
     part_size: usize,
     in_flight: usize,
-    tasks: JoinSet<object_store::Result<()>>,
+    tasks: JoinSet<object_store::Result<Option<(usize, PartId)>>>,
     written: u64,
 }
 
@@ -35,14 +65,52 @@ impl PartWriter {
         in_flight: usize,
     ) -> object_store::Result<Self> {
         let upload = store.put_multipart_opts(path, options).await?;
-        Ok(PartWriter {
-            upload,
+        Ok(Self::new(Target::Upload(upload), part_size, in_flight))
+    }
+
+    /// An S3 upload of `path`, created with `options` when the first part is sent, and left
+    /// pending by [`PartWriter::finish`].
+    pub fn pending_s3(
+        s3: Arc<AmazonS3>,
+        path: &Path,
+        options: PutMultipartOptions,
+        part_size: u64,
+        in_flight: usize,
+    ) -> Self {
+        let target = Target::S3 {
+            s3,
+            path: path.clone(),
+            options,
+            id: None,
+            parts: Vec::new(),
+        };
+        Self::new(target, part_size, in_flight)
+    }
+
+    fn new(target: Target, part_size: u64, in_flight: usize) -> Self {
+        PartWriter {
+            target,
             buffer: Vec::new(),
             part_size: part_size as usize,
             in_flight: in_flight.max(1),
             tasks: JoinSet::new(),
             written: 0,
-        })
+        }
+    }
+
+    /// The content type the S3 upload is created with (before the first part; ignored after,
+    /// and by object_store's uploads, whose options are given at creation).
+    pub fn set_content_type(&mut self, content_type: Option<&str>) {
+        if let (
+            Target::S3 {
+                options, id: None, ..
+            },
+            Some(content_type),
+        ) = (&mut self.target, content_type)
+        {
+            let value = content_type.to_owned().into();
+            options.attributes.insert(Attribute::ContentType, value);
+        }
     }
 
     /// Sizes the parts for a master of `total` bytes, before the first byte is written: parts
@@ -97,62 +165,126 @@ impl PartWriter {
     async fn send_part(&mut self) -> object_store::Result<()> {
         while self.tasks.len() >= self.in_flight {
             match self.tasks.join_next().await {
-                Some(result) => flatten(result)?,
+                Some(result) => self.record(result)?,
                 None => break,
             }
         }
-        let part = std::mem::take(&mut self.buffer);
-        self.tasks
-            .spawn(self.upload.put_part(PutPayload::from(part)));
+        let part = PutPayload::from(std::mem::take(&mut self.buffer));
+        match &mut self.target {
+            Target::Upload(upload) => {
+                let put = upload.put_part(part);
+                self.tasks.spawn(async move { put.await.map(|()| None) });
+            }
+            Target::S3 {
+                s3,
+                path,
+                options,
+                id,
+                parts,
+            } => {
+                let upload_id = match id {
+                    Some(id) => id.clone(),
+                    None => id
+                        .insert(s3.create_multipart_opts(path, options.clone()).await?)
+                        .clone(),
+                };
+                let index = parts.len();
+                parts.push(None);
+                let (s3, path) = (s3.clone(), path.clone());
+                self.tasks.spawn(async move {
+                    let part = s3.put_part(&path, &upload_id, index, part).await?;
+                    Ok(Some((index, part)))
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps what a finished part task returned (an S3 part's ID), or its error.
+    fn record(
+        &mut self,
+        result: Result<object_store::Result<Option<(usize, PartId)>>, tokio::task::JoinError>,
+    ) -> object_store::Result<()> {
+        let joined = result.map_err(|e| object_store::Error::Generic {
+            store: "copy",
+            source: Box::new(e),
+        })?;
+        if let (Some((index, part)), Target::S3 { parts, .. }) = (joined?, &mut self.target) {
+            parts[index] = Some(part);
+        }
         Ok(())
     }
 
     /// Surfaces the error of a part that already failed, without waiting for the others.
     fn reap_finished(&mut self) -> object_store::Result<()> {
         while let Some(result) = self.tasks.try_join_next() {
-            flatten(result)?;
+            self.record(result)?;
         }
         Ok(())
     }
 
-    /// Sends the last part, waits for every part and completes the upload. On failure the
-    /// upload is aborted.
-    pub async fn finish(mut self) -> object_store::Result<PutResult> {
+    /// Sends the last part and waits for every part; completes object_store's upload, or
+    /// leaves the S3 upload pending. On failure the upload is aborted.
+    pub async fn finish(mut self) -> object_store::Result<Finished> {
         let result = async {
-            if !self.buffer.is_empty() {
+            // An empty master is one empty part.
+            if !self.buffer.is_empty() || (self.written == 0 && self.is_s3()) {
                 self.send_part().await?;
             }
             while let Some(result) = self.tasks.join_next().await {
-                flatten(result)?;
+                self.record(result)?;
             }
-            self.upload.complete().await
+            match &mut self.target {
+                Target::Upload(upload) => upload.complete().await.map(Finished::Completed),
+                Target::S3 {
+                    s3,
+                    path,
+                    id,
+                    parts,
+                    ..
+                } => Ok(Finished::Pending(Pending {
+                    s3: s3.clone(),
+                    path: path.clone(),
+                    id: id.clone().expect("a part was sent"),
+                    parts: parts
+                        .drain(..)
+                        .map(|p| p.expect("every part is done"))
+                        .collect(),
+                })),
+            }
         }
         .await;
         if result.is_err() {
-            self.tasks.shutdown().await;
-            if let Err(e) = self.upload.abort().await {
-                tracing::warn!("aborting the multipart upload: {e}");
-            }
+            self.abort_upload().await;
         }
         result
     }
 
+    fn is_s3(&self) -> bool {
+        matches!(self.target, Target::S3 { .. })
+    }
+
     /// Stops the parts uploading and aborts the upload, so that no part is left behind.
     pub async fn abort(mut self) {
+        self.abort_upload().await;
+    }
+
+    async fn abort_upload(&mut self) {
         self.tasks.shutdown().await;
-        if let Err(e) = self.upload.abort().await {
+        let aborted = match &mut self.target {
+            Target::Upload(upload) => upload.abort().await,
+            Target::S3 {
+                s3,
+                path,
+                id: Some(id),
+                ..
+            } => s3.abort_multipart(path, id).await,
+            Target::S3 { .. } => Ok(()),
+        };
+        if let Err(e) = aborted {
             tracing::warn!("aborting the multipart upload: {e}");
         }
     }
-}
-
-fn flatten(
-    result: Result<object_store::Result<()>, tokio::task::JoinError>,
-) -> object_store::Result<()> {
-    result.map_err(|e| object_store::Error::Generic {
-        store: "copy",
-        source: Box::new(e),
-    })?
 }
 
 #[cfg(test)]
@@ -202,7 +334,7 @@ mod tests {
             w.write(chunk).await.unwrap();
         }
         assert_eq!(w.written(), data.len() as u64);
-        w.finish().await.unwrap();
+        assert!(matches!(w.finish().await, Ok(Finished::Completed(_))));
         use object_store::ObjectStoreExt;
         let stored = store.get(&path).await.unwrap().bytes().await.unwrap();
         assert_eq!(&stored[..], &data[..]);

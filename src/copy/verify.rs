@@ -8,57 +8,56 @@ use super::args::CopyArgs;
 use super::args::FinalizeMode;
 use super::destination::{Backend, Destination};
 use super::error::CopyError;
-use super::finalize::{Publication, Verified, publish};
+use super::finalize::{Publication, Verified, publish, publish_pending};
+use super::s3_upload::Pending;
 use super::source::Source;
 use super::transfer::Streamed;
 
-/// Checks the staging object, publishes it with its metadata, and reads the final object back
-/// (unless another run took the name first: [`Publication::Taken`]).
+/// Checks what was streamed against what was expected, publishes it with its digest (on S3,
+/// by completing the pending upload of the final key and recording the sidecar; elsewhere from
+/// the checked staging object), and reads the final object back (unless another run took the
+/// name first: [`Publication::Taken`]).
 pub async fn verify_and_publish(
     destination: &Destination,
     streamed: &Streamed,
+    pending: Option<Pending>,
     source: &Source,
     args: &CopyArgs,
     cancel: &CancellationToken,
 ) -> Result<Publication, CopyError> {
-    if let Some(expected) = args.expected_sha256()
-        && expected != streamed.sha256
-    {
-        return Err(CopyError::verification(format!(
-            "the master's SHA-256 is {}, not the expected {expected}",
-            streamed.sha256
-        )));
+    if let Err(e) = check_expected(streamed, args) {
+        if let Some(pending) = pending {
+            pending.abort().await;
+        }
+        return Err(e);
     }
-    if let Some(expected) = args.expected_size
-        && expected != streamed.size
-    {
-        return Err(CopyError::verification(format!(
-            "the master has {} bytes, not the expected {expected}",
-            streamed.size
-        )));
-    }
-    let (staged, staging_e_tag) = match destination.files() {
-        Some((_, staging)) => (std::fs::metadata(&staging).map(|m| m.len()).ok(), None),
-        None => match destination.object_meta(&destination.staging).await? {
-            Some(staged) => (Some(staged.size), staged.e_tag),
-            None => (None, None),
-        },
-    };
-    if staged != Some(streamed.size) {
-        return Err(CopyError::verification(format!(
-            "the staging object holds {staged:?} bytes, {} were sent",
-            streamed.size
-        )));
-    }
-
-    let verified = Verified {
+    let mut verified = Verified {
         size: streamed.size,
         sha256: streamed.sha256.clone(),
         content_type: streamed.content_type.clone(),
         source: source.url().redacted(),
-        staging_e_tag,
+        staging_e_tag: None,
     };
-    let publication = publish(destination, &verified, args, cancel).await?;
+    let publication = match pending {
+        Some(pending) => publish_pending(destination, pending, &verified, args.overwrite).await?,
+        None => {
+            let (staged, staging_e_tag) = match destination.files() {
+                Some((_, staging)) => (std::fs::metadata(&staging).map(|m| m.len()).ok(), None),
+                None => match destination.object_meta(&destination.staging).await? {
+                    Some(staged) => (Some(staged.size), staged.e_tag),
+                    None => (None, None),
+                },
+            };
+            if staged != Some(streamed.size) {
+                return Err(CopyError::verification(format!(
+                    "the staging object holds {staged:?} bytes, {} were sent",
+                    streamed.size
+                )));
+            }
+            verified.staging_e_tag = staging_e_tag;
+            publish(destination, &verified, args, cancel).await?
+        }
+    };
     let Publication::Published { e_tag } = &publication else {
         return Ok(publication);
     };
@@ -89,6 +88,27 @@ pub async fn verify_and_publish(
     Ok(publication)
 }
 
+/// `--expected-sha256` and `--expected-size` against what was streamed.
+fn check_expected(streamed: &Streamed, args: &CopyArgs) -> Result<(), CopyError> {
+    if let Some(expected) = args.expected_sha256()
+        && expected != streamed.sha256
+    {
+        return Err(CopyError::verification(format!(
+            "the master's SHA-256 is {}, not the expected {expected}",
+            streamed.sha256
+        )));
+    }
+    if let Some(expected) = args.expected_size
+        && expected != streamed.size
+    {
+        return Err(CopyError::verification(format!(
+            "the master has {} bytes, not the expected {expected}",
+            streamed.size
+        )));
+    }
+    Ok(())
+}
+
 /// Deletes the staging object, whatever happened (it is gone already after a local rename).
 pub async fn remove_staging(destination: &Destination) {
     if let Some((_, staging)) = destination.files() {
@@ -115,14 +135,15 @@ async fn remove_final(destination: &Destination) {
 /// What a `Copied` copy checked, for its report: the names of the checks, in order.
 /// - `stream-sha256`: the SHA-256 of every byte the source served, as it streamed (and with
 ///   `expected-sha256`, equal to the one expected);
-/// - `staging-parts-sha256` (S3): the store checked each staging part it received against the
-///   SHA-256 of the bytes sent (`x-amz-checksum-sha256`);
+/// - `parts-sha256` (S3): the store checked each part it received against the SHA-256 of the
+///   bytes sent (`x-amz-checksum-sha256`) before the upload of the final key was completed;
 /// - `staging-rehashed` (restream: GCS, Azure, `--finalize restream`): the staging object read
 ///   back from the store and hashed again, equal, while it was streamed into the final object;
 /// - `fsynced` (`file://`): the file was flushed to the disk before its rename;
-/// - `read-back-metadata`: the final object's size and recorded digest read back, equal. Its
-///   bytes are not hashed again: after S3's server-side copy and a local rename, the store's
-///   own copy is trusted.
+/// - `read-back-metadata`: the final object's size and recorded digest read back, equal (on
+///   S3, `read-back-sidecar`: the digest recorded in the sidecar naming the object's ETag). Its
+///   bytes are not hashed again: after S3's checked parts and a local rename, the store is
+///   trusted.
 pub fn checks_made(destination: &Destination, args: &CopyArgs) -> String {
     let mut checks = vec!["stream-sha256"];
     if args.expected_sha256.is_some() {
@@ -130,9 +151,12 @@ pub fn checks_made(destination: &Destination, args: &CopyArgs) -> String {
     }
     checks.push(match (destination.backend, args.finalize) {
         (Backend::Local, _) => "fsynced",
-        (Backend::S3, FinalizeMode::Auto) => "staging-parts-sha256",
+        (Backend::S3, FinalizeMode::Auto) => "parts-sha256",
         _ => "staging-rehashed",
     });
-    checks.push("read-back-metadata");
+    checks.push(match (destination.backend, args.finalize) {
+        (Backend::S3, FinalizeMode::Auto) => "read-back-sidecar",
+        _ => "read-back-metadata",
+    });
     checks.join(",")
 }

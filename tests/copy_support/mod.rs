@@ -13,7 +13,7 @@ pub use copier::{Copier, Outcome, Running};
 pub use master::{Master, start_sim};
 pub use store::{
     assert_no_staging_left, assert_nothing_left, exists, file_sha256, keys_under, minio,
-    object_metadata, object_sha256, store, uploads_in_progress,
+    object_sha256, recorded_digest, store, uploads_in_progress,
 };
 
 pub const MIB: u64 = 1 << 20;

@@ -35,21 +35,41 @@ pub async fn object_sha256(store: &AmazonS3, key: &str) -> (u64, String) {
     (size, hex::encode(hasher.finalize()))
 }
 
-/// The object's `sha256` and `size` metadata (`x-amz-meta-*`), or `None` if there is none.
-pub async fn object_metadata(store: &AmazonS3, key: &str) -> Option<(String, String)> {
+/// The `sha256` and `size` recorded for the object: its metadata (`x-amz-meta-*`) or, where it
+/// has none, the sidecar `<key>.sha256` whose `object-etag` names the object's ETag (the body a
+/// `sha256sum` line of the same digest). `None` if there is no object.
+pub async fn recorded_digest(store: &AmazonS3, key: &str) -> Option<(String, String)> {
     let head = GetOptions {
         head: true,
         ..Default::default()
     };
     let result = store.get_opts(&Path::from(key), head).await.ok()?;
-    let meta = |name: &'static str| {
+    let meta = |result: &object_store::GetResult, name: &'static str| {
         result
             .attributes
             .get(&Attribute::Metadata(name.into()))
             .map(|v| v.to_string())
             .unwrap_or_default()
     };
-    Some((meta("sha256"), meta("size")))
+    if !meta(&result, "sha256").is_empty() {
+        return Some((meta(&result, "sha256"), meta(&result, "size")));
+    }
+    let sidecar = Path::from(format!("{key}.sha256"));
+    let Ok(found) = store.get(&sidecar).await else {
+        return Some((String::new(), String::new()));
+    };
+    let bare = |e_tag: &str| e_tag.trim_matches('"').to_owned();
+    let object_e_tag = result.meta.e_tag.as_deref().map(bare);
+    let names_it = Some(bare(&meta(&found, "object-etag"))) == object_e_tag;
+    let (sha256, size) = (meta(&found, "sha256"), meta(&found, "size"));
+    let body = String::from_utf8(found.bytes().await.unwrap().to_vec()).unwrap();
+    let name = key.rsplit('/').next().unwrap();
+    assert_eq!(body, format!("{sha256}  {name}\n"), "the sidecar's body");
+    Some(if names_it {
+        (sha256, size)
+    } else {
+        (String::new(), String::new())
+    })
 }
 
 pub async fn exists(store: &AmazonS3, key: &str) -> bool {
@@ -98,9 +118,12 @@ pub async fn keys_under(store: &AmazonS3, prefix: &str) -> Vec<String> {
     keys
 }
 
-/// Asserts that the object is there and no staging object of any run beside it.
+/// Asserts that the object is there and no staging object of any run beside it (its sidecar,
+/// `<key>.sha256`, is no staging object).
 pub async fn assert_no_staging_left(store: &AmazonS3, key: &str) {
-    let keys = keys_under(store, key).await;
+    let sidecar = format!("{key}.sha256");
+    let mut keys = keys_under(store, key).await;
+    keys.retain(|k| *k != sidecar);
     assert_eq!(
         keys,
         std::slice::from_ref(&key.to_owned()),
@@ -116,10 +139,13 @@ pub async fn assert_nothing_left(store: &AmazonS3, key: &str, outcome: &Outcome)
         Vec::<String>::new(),
         "left behind"
     );
-    let staging = outcome
-        .staging_key()
-        .expect("the copy named its staging object");
-    for name in [key, staging.as_str(), &format!("{key}.mmo-partial")] {
+    // (S3 uploads straight to the final key: a staging object only with `--finalize restream`.)
+    let staging = outcome.staging_key();
+    let legacy = format!("{key}.mmo-partial");
+    for name in [Some(key), staging.as_deref(), Some(legacy.as_str())]
+        .into_iter()
+        .flatten()
+    {
         assert_eq!(
             uploads_in_progress(store, name).await,
             0,
