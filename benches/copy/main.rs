@@ -1,22 +1,33 @@
 //! `make bench` (`cargo bench --bench copy`): the copier's throughput and peak memory next to
-//! `curl` downloading the same URL to /dev/null and `rclone copyurl` (Debian's rclone) copying it
-//! into the same MinIO, in one run; then a 4 GiB master, which must stay under 64 MiB.
+//! the tools people use, in one run, with the ratios and the goals of issue 15:
+//! - unthrottled (mux-sim on loopback): `curl` to /dev/null (the floor), the copier into MinIO,
+//!   a local folder, the GCS emulator and Azurite, and `rclone copyurl` into the same MinIO
+//!   (goal: the copier ≥ 1.3× rclone);
+//! - behind a CDN (mux-sim capped at 25 MB/s per connection, 50 ms to first byte): the copier
+//!   into MinIO, `rclone copyurl` into MinIO (goal ≥ 3×) and `aria2c -x8 -s8` to a file
+//!   (goal ≥ 0.9×);
+//! - then a 4 GiB master, which must stay under 64 MiB.
 //!
 //! Everything is real: mux-sim and MinIO as processes (release builds), each tool as a child
 //! process whose peak resident memory comes from wait4(2). Throughput is the master's size over
 //! the process's wall time, start to exit (for the copier that includes its verification and
-//! the publication of the object with its metadata).
+//! the publication of the object with its digest).
 //!
-//! Knobs: `MMO_BENCH_SIZE` (default 1GiB), `MMO_BENCH_BIG_SIZE` (default 4GiB, `0` skips it).
-//! Under `cargo test --all-targets` (no `--bench` argument) it makes a 16 MiB smoke run instead.
-//! rclone is installed with `apt-get install -y rclone` when it is missing and the bench runs
-//! as root; otherwise its row is skipped with a message.
+//! Knobs: `MMO_BENCH_SIZE` (default 1GiB), `MMO_BENCH_BIG_SIZE` (default 4GiB, `0` skips it);
+//! `MMO_CONNECTIONS`, `MMO_RANGE_SIZE`, `MMO_PART_SIZE`, `MMO_PARTS_IN_FLIGHT` pass through to
+//! the copier (to explore; the figures are the defaults'). Under `cargo test --all-targets` (no
+//! `--bench` argument) it makes a 16 MiB smoke run instead. rclone and aria2 are installed with
+//! `apt-get install -y rclone aria2` when missing and the bench runs as root (not in the smoke
+//! run); otherwise their rows are skipped with a message.
 
+mod cdn;
 mod clouds;
+mod goals;
+mod peers;
+mod tools;
 
-use std::fs::File;
-use std::process::{Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
 
 use mux_master_operator::copy::Report;
 use mux_sim::admin_client::SimAdmin;
@@ -26,9 +37,11 @@ use object_store::path::Path;
 use testenv::{Minio, MuxSim};
 
 use clouds::{Cloud, cloud_destination};
+use goals::Goal;
+use tools::{Run, run, tool};
 
 const COPIER: &str = env!("CARGO_BIN_EXE_mux-master-operator");
-const MIB: u64 = 1 << 20;
+pub const MIB: u64 = 1 << 20;
 const MEMORY_BOUND: u64 = 64 * MIB;
 
 fn main() -> ExitCode {
@@ -63,14 +76,6 @@ fn main() -> ExitCode {
         "copy benchmark: a {} master from mux-sim, MinIO as the object store",
         human(size)
     );
-    if !smoke {
-        println!(
-            "reproduce with: make bench   (or: MMO_BENCH_SIZE={}MiB MMO_BENCH_BIG_SIZE={}MiB \
-             cargo bench --bench copy)",
-            size / MIB,
-            big / MIB
-        );
-    }
     println!();
 
     let admin = SimAdmin::new(sim.url());
@@ -168,28 +173,12 @@ fn main() -> ExitCode {
     }
 
     // rclone copyurl: download and multipart upload into the same MinIO.
-    match rclone(!smoke) {
+    match tool("rclone", "rclone", !smoke) {
         Ok(rclone) => {
             let key = format!("bench/{}-rclone.mp4", master.id);
             let home = tempfile::tempdir().unwrap();
-            let mut command = Command::new(rclone);
-            // A clean environment: no AWS_* variable of the caller's (AWS_CA_BUNDLE makes this
-            // rclone refuse to start), no rclone.conf; the remote is defined by variables.
-            command
-                .env_clear()
-                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-                .env("HOME", home.path())
-                .args([
-                    "copyurl",
-                    &master.url,
-                    &format!("bench:{}/{key}", minio.bucket()),
-                ])
-                .env("RCLONE_CONFIG_BENCH_TYPE", "s3")
-                .env("RCLONE_CONFIG_BENCH_PROVIDER", "Minio")
-                .env("RCLONE_CONFIG_BENCH_ENDPOINT", minio.endpoint())
-                .env("RCLONE_CONFIG_BENCH_ACCESS_KEY_ID", minio.access_key())
-                .env("RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY", minio.secret_key())
-                .env("RCLONE_CONFIG_BENCH_REGION", "us-east-1");
+            let mut command =
+                peers::rclone_copyurl(&rclone, &master.url, &minio, &key, home.path());
             match run(&mut command) {
                 Ok(run) => rows.push(Row::new("rclone copyurl", "→ MinIO", size, run)),
                 Err(e) => println!("rclone: failed ({e})"),
@@ -204,6 +193,23 @@ fn main() -> ExitCode {
         println!("{note}");
     }
     let mut ok = rows.iter().all(|r| r.run.code == 0);
+    let mut goals = vec![Goal::new(
+        "into MinIO, unthrottled",
+        "rclone copyurl",
+        1.3,
+        find(&rows, "mux-master-operator copy", "→ MinIO, verified"),
+        find(&rows, "rclone copyurl", "→ MinIO"),
+    )];
+
+    println!();
+    let cdn = cdn::Cdn {
+        size,
+        minio: &minio,
+        store: &store,
+        runtime: &runtime,
+        smoke,
+    };
+    goals.extend(cdn.run());
 
     if big > 0 {
         println!();
@@ -245,6 +251,16 @@ fn main() -> ExitCode {
             );
         }
     }
+    println!();
+    goals::print(&goals);
+    if !smoke {
+        println!(
+            "reproduce with: make bench   (or: MMO_BENCH_SIZE={}MiB MMO_BENCH_BIG_SIZE={}MiB \
+             cargo bench --bench copy)",
+            size / MIB,
+            big / MIB
+        );
+    }
     if ok {
         ExitCode::SUCCESS
     } else {
@@ -254,7 +270,7 @@ fn main() -> ExitCode {
 
 /// `mux-master-operator copy` of `url` to `destination`, MinIO's endpoint and credentials in
 /// its environment, the URL too (never on the command line).
-fn copier_command(minio: &Minio, url: &str, destination: &str) -> Command {
+pub fn copier_command(minio: &Minio, url: &str, destination: &str) -> Command {
     let mut command = Command::new(COPIER);
     command
         .env_clear()
@@ -266,16 +282,31 @@ fn copier_command(minio: &Minio, url: &str, destination: &str) -> Command {
         .env("AWS_SECRET_ACCESS_KEY", minio.secret_key())
         .env("LOG_LEVEL", "info")
         .env("LOG_FORMAT", "json");
+    for knob in [
+        "MMO_CONNECTIONS",
+        "MMO_RANGE_SIZE",
+        "MMO_PART_SIZE",
+        "MMO_PARTS_IN_FLIGHT",
+    ] {
+        if let Some(value) = std::env::var_os(knob) {
+            command.env(knob, value);
+        }
+    }
     command
 }
 
+/// The row of `tool` `what`, if it ran.
+fn find<'a>(rows: &'a [Row], tool: &str, what: &str) -> Option<&'a Row> {
+    rows.iter().find(|r| r.tool == tool && r.what == what)
+}
+
 /// `s3://<bucket>/<key>` in MinIO.
-fn in_minio(minio: &Minio, key: &str) -> String {
+pub fn in_minio(minio: &Minio, key: &str) -> String {
     format!("s3://{}/{key}", minio.bucket())
 }
 
 /// The copier's own account of its time (its last log line), for the table's footnote.
-fn summary(run: &Run) -> Option<String> {
+pub fn summary(run: &Run) -> Option<String> {
     let line = run
         .stderr
         .lines()
@@ -288,7 +319,7 @@ fn summary(run: &Run) -> Option<String> {
     Some(format!("  the copier to MinIO, by its log: {timing}"))
 }
 
-fn check_report(run: &Run, size: u64, expected: &str) {
+pub fn check_report(run: &Run, size: u64, expected: &str) {
     let report: Report = serde_json::from_str(run.stdout.trim())
         .unwrap_or_else(|e| panic!("the copier's report ({e}): {:?}", run.stdout));
     assert_eq!(run.code, 0, "{report:?}");
@@ -300,112 +331,19 @@ fn check_report(run: &Run, size: u64, expected: &str) {
     );
 }
 
-async fn remove(store: &object_store::aws::AmazonS3, key: &str) {
+pub async fn remove(store: &object_store::aws::AmazonS3, key: &str) {
     let _ = store.delete(&Path::from(key)).await;
 }
 
-/// One finished process.
-struct Run {
-    code: i32,
-    wall: Duration,
-    peak_rss: u64,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `command` to its end, its output in a scratch file, measuring wall time and peak RSS.
-fn run(command: &mut Command) -> Result<Run, String> {
-    let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let stdout_path = scratch.path().join("stdout");
-    let stderr_path = scratch.path().join("stderr");
-    let started = Instant::now();
-    let child = command
-        .stdin(Stdio::null())
-        .stdout(File::create(&stdout_path).map_err(|e| e.to_string())?)
-        .stderr(File::create(&stderr_path).map_err(|e| e.to_string())?)
-        .spawn()
-        .map_err(|e| format!("{:?}: {e}", command.get_program()))?;
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: rusage is plain data, and wait4 fills it in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child, writing into the two locals above.
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let wall = started.elapsed();
-    if reaped != pid {
-        return Err(format!("wait4: {}", std::io::Error::last_os_error()));
-    }
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -libc::WTERMSIG(status)
-    };
-    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-    if code != 0 {
-        return Err(format!(
-            "{:?} exited with {code}: {}",
-            command.get_program(),
-            stderr.trim()
-        ));
-    }
-    Ok(Run {
-        code,
-        wall,
-        peak_rss: usage.ru_maxrss as u64 * 1024,
-        stdout: std::fs::read_to_string(&stdout_path).unwrap_or_default(),
-        stderr,
-    })
-}
-
-/// rclone's path, installing Debian's package (if `install`) when it is missing and we are root.
-fn rclone(install: bool) -> Result<String, String> {
-    let found = |name: &str| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {name}")])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-    };
-    if let Some(path) = found("rclone") {
-        return Ok(path);
-    }
-    if !install {
-        return Err("rclone is not installed".into());
-    }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 || found("apt-get").is_none() {
-        return Err(
-            "rclone is not installed; `apt-get install -y rclone` (as root) adds it".into(),
-        );
-    }
-    println!("rclone is missing: apt-get install -y rclone");
-    let apt_get = |args: &[&str]| {
-        Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    // The package lists may be missing (a fresh image) or stale: update once on failure.
-    let installed = apt_get(&["install", "-y", "-q", "rclone"])
-        || (apt_get(&["update", "-q"]) && apt_get(&["install", "-y", "-q", "rclone"]));
-    if !installed {
-        return Err("apt-get install rclone failed".into());
-    }
-    found("rclone").ok_or_else(|| "rclone is still not on PATH after installing it".into())
-}
-
-struct Row {
-    tool: &'static str,
-    what: &'static str,
-    size: u64,
-    run: Run,
+pub struct Row {
+    pub tool: &'static str,
+    pub what: &'static str,
+    pub size: u64,
+    pub run: Run,
 }
 
 impl Row {
-    fn new(tool: &'static str, what: &'static str, size: u64, run: Run) -> Row {
+    pub fn new(tool: &'static str, what: &'static str, size: u64, run: Run) -> Row {
         Row {
             tool,
             what,
@@ -414,12 +352,12 @@ impl Row {
         }
     }
 
-    fn mb_s(&self) -> f64 {
+    pub fn mb_s(&self) -> f64 {
         self.size as f64 / self.run.wall.as_secs_f64() / 1e6
     }
 }
 
-fn print_table(rows: &[Row]) {
+pub fn print_table(rows: &[Row]) {
     let curl = rows
         .iter()
         .find(|r| r.tool.starts_with("curl"))
@@ -467,7 +405,7 @@ fn parse_size(text: &str) -> Option<u64> {
     number.checked_mul(unit)
 }
 
-fn human(bytes: u64) -> String {
+pub fn human(bytes: u64) -> String {
     if bytes >= 1 << 30 {
         format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
     } else {
