@@ -159,10 +159,11 @@ impl From<&super::Switches> for Pace {
     }
 }
 
-/// When the first `sent` bytes of a body paced at `rate` bytes per second may have left,
-/// counted from the body's start: never earlier, so that no connection beats its cap.
-fn paced_until(started: Instant, sent: u64, rate: u64) -> Option<Instant> {
-    (rate > 0).then(|| started + std::time::Duration::from_secs_f64(sent as f64 / rate as f64))
+/// When `n` more bytes of a body paced at `rate` bytes per second may leave, the previous ones
+/// having been allowed at `ready`: never before `n / rate` after the later of `ready` and
+/// `now`, so that no connection beats its cap, nor saves up time it was not read.
+fn paced_until(ready: Instant, now: Instant, n: u64, rate: u64) -> Option<Instant> {
+    (rate > 0).then(|| ready.max(now) + std::time::Duration::from_secs_f64(n as f64 / rate as f64))
 }
 
 /// What the switches ask of the next download.
@@ -216,32 +217,36 @@ fn stream_body(seed: u64, size: u64, start: u64, end: u64, fault: Fault, rate: u
         0 => CHUNK,
         rate => (rate as usize / 100).clamp(4096, CHUNK),
     };
-    let started = Instant::now();
-    let stream = futures::stream::unfold(start, move |offset| async move {
-        if offset >= stop {
-            if stall {
-                // The connection stays open and sends nothing more, until the client leaves.
-                futures::future::pending::<()>().await;
+    let stream =
+        futures::stream::unfold((start, Instant::now()), move |(offset, ready)| async move {
+            if offset >= stop {
+                if stall {
+                    // The connection stays open and sends nothing more, until the client leaves.
+                    futures::future::pending::<()>().await;
+                }
+                return cut.then(|| {
+                    let err = std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "mux-sim cut the download",
+                    );
+                    (Err(err), (u64::MAX, ready))
+                });
             }
-            return cut.then(|| {
-                let err = std::io::Error::new(
-                    std::io::ErrorKind::ConnectionReset,
-                    "mux-sim cut the download",
-                );
-                (Err(err), u64::MAX)
-            });
-        }
-        let n = ((stop - offset) as usize).min(chunk);
-        let mut buf = vec![0u8; n];
-        content::fill(seed, size, offset, &mut buf);
-        if let Some(at) = paced_until(started, offset + n as u64 - start, rate) {
-            tokio::time::sleep_until(at).await;
-        }
-        Some((
-            Ok::<Bytes, std::io::Error>(Bytes::from(buf)),
-            offset + n as u64,
-        ))
-    });
+            let n = ((stop - offset) as usize).min(chunk);
+            let mut buf = vec![0u8; n];
+            content::fill(seed, size, offset, &mut buf);
+            let ready = match paced_until(ready, Instant::now(), n as u64, rate) {
+                Some(at) => {
+                    tokio::time::sleep_until(at).await;
+                    at
+                }
+                None => ready,
+            };
+            Some((
+                Ok::<Bytes, std::io::Error>(Bytes::from(buf)),
+                (offset + n as u64, ready),
+            ))
+        });
     Body::from_stream(stream)
 }
 
@@ -273,12 +278,20 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn a_paced_body_sends_no_byte_before_the_rate_allows() {
+    fn a_paced_body_sends_no_byte_before_the_rate_allows_nor_saves_up_time() {
         let t0 = Instant::now();
-        assert_eq!(paced_until(t0, 1_000_000, 0), None);
+        assert_eq!(paced_until(t0, t0, 1_000_000, 0), None);
+        let second = Duration::from_secs(1);
+        // 2.5 MB at 1 MB/s: 2.5 s after the previous bytes were allowed.
         assert_eq!(
-            paced_until(t0, 2_500_000, 1_000_000),
+            paced_until(t0, t0, 2_500_000, 1_000_000),
             Some(t0 + Duration::from_millis(2500))
+        );
+        // A client that read nothing for 10 s gets no burst for it: the time counts from now.
+        let later = t0 + 10 * second;
+        assert_eq!(
+            paced_until(t0 + second, later, 1_000_000, 1_000_000),
+            Some(later + second)
         );
     }
 
