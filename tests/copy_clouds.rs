@@ -68,8 +68,8 @@ async fn a_cut_download_resumes_into_gcs_and_azure() {
     let (gcs, azurite) = clouds();
     for cloud in [Cloud::gcs(&gcs), Cloud::azure(&azurite)] {
         let master = Master::new(&sim, 24 * MIB).await;
-        // Inside the first of the parallel ranges (4 MiB).
-        master.cut_downloads(1, MIB).await;
+        // Inside the first of the parallel ranges (2 MiB).
+        master.cut_downloads(1, MIB / 2).await;
         let key = format!("copy/resumed/{}.mp4", master.id);
 
         let outcome = cloud

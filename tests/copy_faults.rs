@@ -327,7 +327,7 @@ async fn a_file_destination_that_leaves_its_volume_is_refused_and_nothing_is_wri
 async fn a_download_that_stalls_without_closing_is_resumed_after_the_read_timeout() {
     let sim = start_sim(&[]);
     let master = Master::new(&sim, 8 * MIB).await;
-    let stall = serde_json::json!({"master_stalls": 1, "master_stall_after": 3 * MIB});
+    let stall = serde_json::json!({"master_stalls": 1, "master_stall_after": MIB});
     master.admin.configure(stall).await.unwrap();
     let key = format!("copy/faults/stalled/{}.mp4", master.id);
 

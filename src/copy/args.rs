@@ -86,7 +86,7 @@ pub struct CopyArgs {
     pub expected_size: Option<u64>,
 
     /// The multipart upload's part size (5MiB to 1GiB).
-    #[arg(long, env = "MMO_PART_SIZE", default_value = "8MiB", value_parser = units::parse_size)]
+    #[arg(long, env = "MMO_PART_SIZE", default_value = "6MiB", value_parser = units::parse_size)]
     pub part_size: u64,
 
     /// How many parts may upload at once while the next one fills.
@@ -96,13 +96,17 @@ pub struct CopyArgs {
     /// How many `Range` requests of the master may be in flight at once. A CDN caps each
     /// connection; several ranges at once go faster in aggregate. 1: one stream. A server that
     /// ignores `Range` is read in one stream whatever this says.
-    #[arg(long, env = "MMO_CONNECTIONS", default_value_t = 8)]
+    #[arg(long, env = "MMO_CONNECTIONS", default_value_t = 16)]
     pub connections: usize,
 
-    /// The size of each `Range` request when `--connections` is above 1. Each is held in
-    /// memory until its turn: the download holds at most `connections × range-size`.
-    #[arg(long, env = "MMO_RANGE_SIZE", default_value = "4MiB", value_parser = units::parse_size)]
+    /// The size of each `Range` request when `--connections` is above 1.
+    #[arg(long, env = "MMO_RANGE_SIZE", default_value = "2MiB", value_parser = units::parse_size)]
     pub range_size: u64,
+
+    /// How far past the bytes already hashed and uploaded the ranges' bodies may be read: the
+    /// download's memory (a range waits in its connection until it fits).
+    #[arg(long, env = "MMO_READ_AHEAD", default_value = "4MiB", value_parser = units::parse_size)]
+    pub read_ahead: u64,
 
     /// Transient failures in a row (without progress) before giving up.
     #[arg(long, env = "MMO_MAX_RETRIES", default_value_t = 10)]
@@ -202,6 +206,9 @@ impl CopyArgs {
         if !(256 << 10..=64 * MIB).contains(&self.range_size) {
             return Err("--range-size must be between 256KiB and 64MiB".into());
         }
+        if !(self.range_size..=1024 * MIB).contains(&self.read_ahead) {
+            return Err("--read-ahead must be at least --range-size (and at most 1GiB)".into());
+        }
         if self.settle_checks == 0 {
             return Err("--settle-checks must be at least 1".into());
         }
@@ -262,7 +269,7 @@ mod tests {
     fn the_defaults_are_valid_and_bounded() {
         let args = parse(&[]);
         args.validate().unwrap();
-        assert_eq!(args.part_size, 8 << 20);
+        assert_eq!(args.part_size, 6 << 20);
         assert_eq!(args.parts_in_flight, 2);
         assert_eq!(args.settle, Duration::from_secs(10));
         assert_eq!(args.finalize, FinalizeMode::Auto);
@@ -275,6 +282,7 @@ mod tests {
         assert!(parse(&["--connections", "0"]).validate().is_err());
         assert!(parse(&["--connections", "33"]).validate().is_err());
         assert!(parse(&["--range-size", "100KiB"]).validate().is_err());
+        assert!(parse(&["--read-ahead", "1MiB"]).validate().is_err());
         assert!(parse(&["--settle-checks", "0"]).validate().is_err());
         assert!(parse(&["--expected-sha256", "abc"]).validate().is_err());
         assert!(

@@ -28,9 +28,6 @@ pub struct Verified {
     pub sha256: String,
     pub content_type: Option<String>,
     pub source: String,
-    /// The staging object's ETag when it was checked: server-side copies are made only from
-    /// that version of it.
-    pub staging_e_tag: Option<String>,
 }
 
 impl Verified {

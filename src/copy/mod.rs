@@ -44,14 +44,20 @@
 //!    Any other existing object is *different*: the copy ends with `DestinationExists` unless
 //!    `--overwrite` is set; nothing is written over it (an object without a recorded digest is
 //!    refused before anything is downloaded).
-//! 2. **Streaming.** The master is fetched with `Range: bytes=<done>-` requests and written as a
-//!    multipart upload to a staging object of this run's own, `<key>.mmo-partial.<run>` (two
-//!    runs on one key never share one), in parts of `--part-size`
-//!    (8 MiB), at most `--parts-in-flight` (2) uploading at once while the next one fills:
-//!    memory is about `part-size × (parts-in-flight + 1)` whatever the master's size. (S3 takes
-//!    at most 10,000 parts: past about 70 GiB, known from the first answer's length, parts grow
-//!    and fewer upload at once, within the same buffers.) SHA-256 is computed over the bytes
-//!    as they stream.
+//! 2. **Streaming.** The master is fetched in `Range` requests: the first asks for one range
+//!    of `--range-size` (2 MiB); once its 206 names the file's length, the rest of that length
+//!    is asked for as ranges, `--connections` (16) requests in flight at once (a CDN caps each
+//!    connection: several go faster in aggregate), their bodies read within `--read-ahead`
+//!    (4 MiB) of the bytes consumed (the others wait in their connections), each held until its turn and then hashed and uploaded in
+//!    order (see `download/ranges.rs`). A server that answers with the whole
+//!    file (200) is read in one stream. The bytes go, in parts of `--part-size` (6 MiB), at
+//!    most `--parts-in-flight` (2) uploading at once while the next one fills, into a
+//!    multipart upload: on S3 of the final key itself, left incomplete (invisible) until the
+//!    master is verified; elsewhere of a staging object of this run's own,
+//!    `<key>.mmo-partial.<run>` (two runs on one key never share one). Memory is about
+//!    `read-ahead + part-size × (parts-in-flight + 1)` whatever the master's size. (S3 takes at most 10,000 parts: past about 70 GiB, known from the first answer's
+//!    length, parts grow and fewer upload at once, within the same buffers.) SHA-256 is
+//!    computed over the bytes in order.
 //! 3. **Resuming.** A connection error, a timeout (`--read-timeout` without a byte), a body that
 //!    ends early, or a 408/429/5xx answer is transient: the copy waits (`--retry-delay`,
 //!    doubling up to 30 s) and resumes with `Range` from the last byte received, into the same
@@ -83,38 +89,41 @@
 //!    master that neither grows nor becomes whole within `--incomplete-wait` (5 min) ends the
 //!    copy with `MasterIncomplete` (retryable). `--skip-mp4-check` turns this off for a
 //!    master that is not MP4.
-//! 5. **Verification and publication.** The staging upload is completed and its size read back;
-//!    `--expected-sha256`/`--expected-size` are checked. Then the object is published under its
-//!    final key *with* `sha256`, `size` and `source` (the redacted URL) metadata, which S3, GCS
-//!    and Azure only accept when an object is created, i.e. before the digest of a streamed
-//!    upload is known, hence the staging object:
-//!    - S3: a server-side multipart copy (`UploadPartCopy`, `--copy-part-size` ranges) into a
-//!      multipart upload created with the metadata (`x-amz-meta-sha256`, `x-amz-meta-size`); no
-//!      byte goes through the pod again, and objects of any size work.
-//!    - GCS and Azure: the staging object is streamed back through the pod into the final
-//!      object created with its metadata, hashing it again: the digest must match.
+//! 5. **Verification and publication.** `--expected-sha256`/`--expected-size` are checked
+//!    against what was streamed. Then the object is published under its final key with its
+//!    digest. Object stores take user metadata only when an object is created, before a
+//!    streamed master's digest is known, so:
+//!    - S3: the upload of the final key (each part sent with `x-amz-checksum-sha256`, which the
+//!      store checks against the bytes it received) is completed now: one write of the data,
+//!      no second pass. The SHA-256 and size go into a sidecar object, `<key>.sha256` (a
+//!      `sha256sum -c` line; its metadata name the ETag of the object it describes, and it
+//!      counts only for that object; see `sidecar`), and into the object's own metadata too
+//!      when `--expected-sha256` gives the digest before the upload starts.
+//!    - GCS and Azure: the completed staging object is streamed back through the pod into the
+//!      final object created with `sha256`, `size` and `source` metadata, hashing it again: the
+//!      digest must match.
 //!    - `file://`: the staging file is fsynced, given `user.mmo.sha256`/`user.mmo.size`
 //!      extended attributes (where the filesystem has them) and renamed over the final path
 //!      (atomic); then `<file>.sha256` is written in `sha256sum -c` format.
 //!
 //!    Unless `--overwrite`, the final name is taken only if it is free: S3's completion carries
-//!    `If-None-Match: *` (and each part copy `x-amz-copy-source-if-match` with the staging
-//!    object's ETag); `file://` takes the name with a hard link, which fails if it exists. A run
+//!    `If-None-Match: *`; `file://` takes the name with a hard link, which fails if it exists. A run
 //!    that lost a race to another publishes nothing: the same master there is `Skipped`,
 //!    anything else `DestinationExists`. (GCS and Azure, through object_store's unconditional
 //!    multipart completion, check the name just before completing: a narrow window, not atomic.)
 //!
-//!    The final object is read back (`head`): its size and recorded digest must match, or the
-//!    copy fails with `VerificationFailed`; the object is deleted only when its ETag proves it is
-//!    the one this run wrote (never another run's). The staging object is deleted.
+//!    The final object is read back (`head`, and on S3 its sidecar): its size and recorded
+//!    digest must match, or the copy fails with `VerificationFailed`; the object is deleted only
+//!    when its ETag proves it is the one this run wrote (never another run's). The staging
+//!    object is deleted.
 //! 6. **Cleanup.** Every failure aborts the multipart upload and deletes the staging object, so
 //!    a failed copy leaves neither a partial object nor a dangling upload; SIGTERM and SIGINT
 //!    do the same before exiting. A run killed outright (SIGKILL) cannot clean up; the next run
-//!    aborts S3 multipart uploads left on the final key and on the staging key of copiers
-//!    before per-run staging (`<key>.mmo-partial`), and removes that `file://` staging file.
-//!    A killed run's own staging upload cannot be found by the next (MinIO lists uploads by
-//!    exact key only): a bucket lifecycle rule aborting incomplete multipart uploads after a
-//!    day is needed.
+//!    aborts S3 multipart uploads of the final key initiated at least `--leftover-age` (10 min)
+//!    before (a younger one may be a live run's), those of the staging key of copiers before
+//!    per-run staging (`<key>.mmo-partial`), and removes that `file://` staging file. A killed
+//!    run's own staging upload (GCS, Azure, `--finalize restream`) cannot be found by the next:
+//!    a bucket lifecycle rule aborting incomplete multipart uploads after a day is needed.
 //!
 //! Progress (bytes done, latest known total, rate) is logged to stderr every
 //! `--progress-interval` (2 s), through the command line's logging (`--log-level`/`LOG_LEVEL`,
@@ -133,22 +142,25 @@
 //! ```
 //!
 //! `message` is set on failures (and on skips, saying why); `size`/`sha256` whenever known;
-//! `verified`, on `Copied`, names the checks made (`stream-sha256,staging-parts-sha256,
-//! read-back-metadata` on S3; see `verify::checks_made`).
+//! `verified`, on `Copied`, names the checks made (`stream-sha256,parts-sha256,
+//! read-back-sidecar` on S3; see `verify::checks_made`).
 //!
 //! # What a verified copy guarantees
 //!
 //! `Copied` (or `Skipped`) means: the object under the final key holds the bytes the source
 //! served, in full: the file held still over the settle checks (and `--min-age` after
 //! `--master-ready-at`), and was a whole MP4 (unless `--skip-mp4-check`); their SHA-256, taken
-//! as they streamed, is the one reported and recorded in the object's metadata (and equal to
-//! `--expected-sha256` when given). On S3 the store checked every staging part it received
-//! against the SHA-256 of the bytes sent; on GCS and Azure the staging object was read back and
-//! hashed again. The final object was then read back for its size and recorded digest.
+//! in order as they streamed, is the one reported and recorded with the object (equal to
+//! `--expected-sha256` when given). On S3 the store checked every part it received against the
+//! SHA-256 of the bytes sent, and the object became visible only once complete and verified;
+//! on GCS and Azure the staging object was read back and hashed again. The final object was
+//! then read back for its size and recorded digest.
 //!
-//! What it cannot say: after S3's server-side copy (and a local rename) the final object's
-//! bytes are not hashed again (the store's own copy is trusted); and the master is Mux's
-//! transcode of the upload, not the original file: its SHA-256 is the master's.
+//! What it cannot say: the final object's bytes are not hashed again as a whole (the store's
+//! per-part checks, and a local rename, are trusted); and the master is Mux's transcode of the
+//! upload, not the original file: its SHA-256 is the master's. A run killed between S3's
+//! completion and its sidecar leaves an object without a recorded digest: a later run does not
+//! skip it (`DestinationExists` unless `--overwrite`).
 //!
 //! # Exit status
 //!
@@ -199,6 +211,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Runs a copy; the process exits with the code returned.
 pub async fn run(args: CopyArgs) -> ExitCode {
+    bound_the_heap();
     mux::tls::install_crypto_provider();
     let cancel = CancellationToken::new();
     watch_signals(cancel.clone());
@@ -213,6 +226,20 @@ pub async fn run(args: CopyArgs) -> ExitCode {
     };
     report.emit(&args.termination_message_path);
     ExitCode::from(report.reason.exit_code())
+}
+
+/// The copier's buffers are large (ranges, parts) and short-lived: glibc's malloc would raise
+/// its mmap threshold after the first are freed and serve the next from its arenas, one per
+/// thread, where freed memory is kept and fragments (tens of MiB over the buffers themselves).
+/// A fixed threshold of 256 KiB keeps every large buffer an mmap of its own, returned to the
+/// system when freed; at most two arenas for the rest.
+fn bound_the_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called before the buffers exist.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
 }
 
 /// Cancels `cancel` on SIGTERM (Kubernetes stopping the pod) or SIGINT.

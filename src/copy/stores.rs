@@ -13,8 +13,8 @@ use super::error::CopyError;
 
 /// S3: `AmazonS3Builder::from_env`, then the credentials folder, then the flags. With
 /// `checksums`, every part and object uploaded carries `x-amz-checksum-sha256`, which the
-/// store checks against the bytes it received (the staging upload's; S3-compatible stores
-/// such as MinIO refuse a server-side part copy into such an upload, so not the final one's).
+/// store checks against the bytes it received (the upload of the final key, or of the staging
+/// object with `--finalize restream`).
 pub fn s3_store(args: &CopyArgs, bucket: &str, checksums: bool) -> Result<AmazonS3, CopyError> {
     let mut builder = AmazonS3Builder::from_env();
     for (key, value) in credential_settings::<AmazonS3ConfigKey>(args)? {

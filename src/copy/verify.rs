@@ -31,22 +31,18 @@ pub async fn verify_and_publish(
         }
         return Err(e);
     }
-    let mut verified = Verified {
+    let verified = Verified {
         size: streamed.size,
         sha256: streamed.sha256.clone(),
         content_type: streamed.content_type.clone(),
         source: source.url().redacted(),
-        staging_e_tag: None,
     };
     let publication = match pending {
         Some(pending) => publish_pending(destination, pending, &verified, args.overwrite).await?,
         None => {
-            let (staged, staging_e_tag) = match destination.files() {
-                Some((_, staging)) => (std::fs::metadata(&staging).map(|m| m.len()).ok(), None),
-                None => match destination.object_meta(&destination.staging).await? {
-                    Some(staged) => (Some(staged.size), staged.e_tag),
-                    None => (None, None),
-                },
+            let staged = match destination.files() {
+                Some((_, staging)) => std::fs::metadata(&staging).map(|m| m.len()).ok(),
+                None => (destination.object_meta(&destination.staging).await?).map(|s| s.size),
             };
             if staged != Some(streamed.size) {
                 return Err(CopyError::verification(format!(
@@ -54,7 +50,6 @@ pub async fn verify_and_publish(
                     streamed.size
                 )));
             }
-            verified.staging_e_tag = staging_e_tag;
             publish(destination, &verified, args, cancel).await?
         }
     };

@@ -2,11 +2,13 @@
 //! connection; several `Range` requests at once go faster in aggregate (aria2 and rclone's
 //! multi-thread mode do the same). Once the first answer (a 206 for the first range) named the
 //! file's length, the rest of that length is asked for as `--range-size` ranges,
-//! `--connections` in flight, each on a task of its own (so it keeps reading while the others
-//! are consumed) with `If-Range` on the validator of the first answer. Each range is held until
-//! its turn and then consumed in order: hashed, checked for its MP4 structure and uploaded
-//! (`Download::consume`). At most `--connections` ranges are held or in flight at once: memory
-//! is bounded by `connections × range-size`, whatever the master's size.
+//! `--connections` requests in flight, each on a task of its own (so it keeps reading while the
+//! others are consumed) with `If-Range` on the validator of the first answer. A body is read
+//! only once its range lies within `--read-ahead` of the bytes consumed (before that it waits
+//! in its connection: the request's time to first byte overlaps the others' transfers), then
+//! held until its turn and consumed in order: hashed, checked for its MP4 structure and
+//! uploaded (`Download::consume`). Memory is bounded by the read-ahead, whatever the master's
+//! size.
 //!
 //! A range that fails in a way a retry may cure is asked for again (counted by the download's
 //! retries: `--max-retries` in a row without progress). A changed validator, or a file now
@@ -17,6 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use http::StatusCode;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::{Download, Stop};
@@ -50,6 +53,9 @@ impl Download<'_> {
     ) -> Result<bool, Stop> {
         let size = self.args.range_size;
         let window = self.args.connections;
+        // How far past the bytes consumed a range's body may be read: the memory bound.
+        let (consumed, gate) = watch::channel(self.done);
+        let read_ahead = self.args.read_ahead.max(size);
         let mut tasks: JoinSet<(Span, Result<Vec<u8>, RangeError>)> = JoinSet::new();
         let mut ready: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
         let mut again: BTreeSet<Span> = BTreeSet::new();
@@ -62,6 +68,7 @@ impl Download<'_> {
         loop {
             while let Some(bytes) = ready.remove(&self.done) {
                 self.consume(&bytes, writer).await?;
+                consumed.send_replace(self.done);
             }
             if self.done >= to {
                 return Ok(true);
@@ -79,7 +86,10 @@ impl Download<'_> {
                 };
                 let source = self.source.clone();
                 let validator = self.validator.clone();
-                tasks.spawn(async move { (span, fetch_range(&source, span, validator).await) });
+                let gate = Gate(gate.clone(), read_ahead);
+                tasks.spawn(
+                    async move { (span, fetch_range(&source, span, validator, gate).await) },
+                );
             }
             let joined = tokio::select! {
                 joined = tasks.join_next() => joined,
@@ -118,11 +128,26 @@ impl Download<'_> {
     }
 }
 
-/// `GET` of bytes `[start, end)` with `If-Range` on `validator`: the bytes, exactly those.
+/// Where the download has consumed to, and how far past it a body may be read.
+struct Gate(watch::Receiver<u64>, u64);
+
+impl Gate {
+    /// Waits until bytes up to `end` fit in the read-ahead. The request was sent before: its
+    /// first-byte wait overlaps the other ranges' transfers, and its body waits in the
+    /// connection (TCP holds the server back) rather than in memory.
+    async fn admit(&mut self, end: u64) {
+        let read_ahead = self.1;
+        let _ = self.0.wait_for(|done| end <= done + read_ahead).await;
+    }
+}
+
+/// `GET` of bytes `[start, end)` with `If-Range` on `validator`: the bytes, exactly those, read
+/// once the gate admits them.
 async fn fetch_range(
     source: &Source,
     (start, end): Span,
     validator: Option<Validator>,
+    mut gate: Gate,
 ) -> Result<Vec<u8>, RangeError> {
     let range = format!("bytes={start}-{}", end - 1);
     let mut response = match source.get(&range, validator.as_ref()).await {
@@ -163,6 +188,7 @@ async fn fetch_range(
             )));
         }
     }
+    gate.admit(end).await;
     // Copied into one buffer of the range's size: what is held is what was asked for.
     let length = (end - start) as usize;
     let mut bytes = Vec::with_capacity(length);
