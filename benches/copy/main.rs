@@ -14,9 +14,9 @@
 //! the publication of the object with its digest).
 //!
 //! Knobs: `MMO_BENCH_SIZE` (default 1GiB), `MMO_BENCH_BIG_SIZE` (default 4GiB, `0` skips it);
-//! `MMO_CONNECTIONS`, `MMO_RANGE_SIZE`, `MMO_PART_SIZE`, `MMO_PARTS_IN_FLIGHT` pass through to
-//! the copier (to explore; the figures are the defaults'). Under `cargo test --all-targets` (no
-//! `--bench` argument) it makes a 16 MiB smoke run instead. rclone and aria2 are installed with
+//! `MMO_CONNECTIONS`, `MMO_RANGE_SIZE`, `MMO_READ_AHEAD`, `MMO_PART_SIZE`, `MMO_PARTS_IN_FLIGHT`
+//! pass through to the copier (to explore; the figures are the defaults'). Under `cargo test
+//! --all-targets` (no `--bench` argument) it makes a 16 MiB smoke run instead. rclone and aria2 are installed with
 //! `apt-get install -y rclone aria2` when missing and the bench runs as root (not in the smoke
 //! run); otherwise their rows are skipped with a message.
 
@@ -285,6 +285,7 @@ pub fn copier_command(minio: &Minio, url: &str, destination: &str) -> Command {
     for knob in [
         "MMO_CONNECTIONS",
         "MMO_RANGE_SIZE",
+        "MMO_READ_AHEAD",
         "MMO_PART_SIZE",
         "MMO_PARTS_IN_FLIGHT",
     ] {
