@@ -86,11 +86,11 @@ pub struct CopyArgs {
     pub expected_size: Option<u64>,
 
     /// The multipart upload's part size (5MiB to 1GiB).
-    #[arg(long, env = "MMO_PART_SIZE", default_value = "6MiB", value_parser = units::parse_size)]
+    #[arg(long, env = "MMO_PART_SIZE", default_value = "5MiB", value_parser = units::parse_size)]
     pub part_size: u64,
 
     /// How many parts may upload at once while the next one fills.
-    #[arg(long, env = "MMO_PARTS_IN_FLIGHT", default_value_t = 2)]
+    #[arg(long, env = "MMO_PARTS_IN_FLIGHT", default_value_t = 3)]
     pub parts_in_flight: usize,
 
     /// How many `Range` requests of the master may be in flight at once. A CDN caps each
@@ -269,8 +269,8 @@ mod tests {
     fn the_defaults_are_valid_and_bounded() {
         let args = parse(&[]);
         args.validate().unwrap();
-        assert_eq!(args.part_size, 6 << 20);
-        assert_eq!(args.parts_in_flight, 2);
+        assert_eq!(args.part_size, 5 << 20);
+        assert_eq!(args.parts_in_flight, 3);
         assert_eq!(args.settle, Duration::from_secs(10));
         assert_eq!(args.finalize, FinalizeMode::Auto);
     }

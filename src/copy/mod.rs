@@ -50,8 +50,8 @@
 //!    connection: several go faster in aggregate), their bodies read within `--read-ahead`
 //!    (4 MiB) of the bytes consumed (the others wait in their connections), each held until its turn and then hashed and uploaded in
 //!    order (see `download/ranges.rs`). A server that answers with the whole
-//!    file (200) is read in one stream. The bytes go, in parts of `--part-size` (6 MiB), at
-//!    most `--parts-in-flight` (2) uploading at once while the next one fills, into a
+//!    file (200) is read in one stream. The bytes go, in parts of `--part-size` (5 MiB), at
+//!    most `--parts-in-flight` (3) uploading at once while the next one fills, into a
 //!    multipart upload: on S3 of the final key itself, left incomplete (invisible) until the
 //!    master is verified; elsewhere of a staging object of this run's own,
 //!    `<key>.mmo-partial.<run>` (two runs on one key never share one). Memory is about

@@ -115,7 +115,7 @@ impl PartWriter {
 
     /// Sizes the parts for a master of `total` bytes, before the first byte is written: parts
     /// grow past `--part-size` when the master would otherwise need more than [`MAX_PARTS`]
-    /// (6 MiB parts stop at about 52 GiB), and fewer upload at once, so that the buffers stay
+    /// (5 MiB parts stop at about 43 GiB), and fewer upload at once, so that the buffers stay
     /// within what the configured part size and count would use (at least one part in flight).
     pub fn fit(&mut self, total: u64) {
         if self.written > 0 {
