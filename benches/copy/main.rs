@@ -252,6 +252,9 @@ fn main() -> ExitCode {
         }
     }
     println!();
+    if smoke {
+        println!("(a smoke run: debug builds and 16 MiB, so the ratios below say nothing)");
+    }
     goals::print(&goals);
     if !smoke {
         println!(
