@@ -12,8 +12,8 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
 use super::copy_policy::CopySettings;
+use super::expiries::ExpiryRecord;
 use super::policy::{Grant, Settings};
-use super::sweeper::ExpiryRecord;
 use super::wakeup::Wakeups;
 use crate::metrics::Metrics;
 use crate::resource::{MasterExport, MasterExportStatus};
