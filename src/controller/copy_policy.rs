@@ -37,6 +37,9 @@ pub struct CopySettings {
     pub deadline: Duration,
     pub max_attempts: u32,
     pub ttl_after_finished: Duration,
+    /// The age the master must have after it became ready before a copy calls its length
+    /// final (the copier's `--min-age`): Mux's files have been seen to grow after `ready`.
+    pub min_age: Duration,
 }
 
 impl Default for CopySettings {
@@ -50,6 +53,7 @@ impl Default for CopySettings {
             deadline: Duration::from_secs(6 * 3600),
             max_attempts: 4,
             ttl_after_finished: Duration::from_secs(24 * 3600),
+            min_age: Duration::from_secs(60),
         }
     }
 }
