@@ -300,3 +300,14 @@ fn every_variable_the_chart_sets_is_one_the_operator_reads() {
         }
     }
 }
+
+#[test]
+fn the_copies_minimum_age_after_ready_is_a_value() {
+    assert_eq!(
+        env(&render(&json!({})))["COPY_MIN_AGE"],
+        "1m",
+        "the operator's own default"
+    );
+    let shorter = render(&json!({"copy": {"minAge": "20s"}}));
+    assert_eq!(env(&shorter)["COPY_MIN_AGE"], "20s");
+}
