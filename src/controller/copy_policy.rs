@@ -117,6 +117,14 @@ pub fn job_name(name: &str, uid: &str, destination: &str, generation: i64, attem
     format!("{}{suffix}", name[..keep].trim_end_matches(['-', '.']))
 }
 
+/// The instant a copy Job is told the master became ready, from the status' `readyAt`. The
+/// status holds whole seconds (Kubernetes' time format drops the fraction), so the second it
+/// may have lost is added back: the same answer from memory or after a restart, and never
+/// before the master was ready, so the copier never counts its minimum age from too early.
+pub fn ready_time_for_copy(ready_at: Timestamp) -> Timestamp {
+    Timestamp::from_second(ready_at.as_second().saturating_add(1)).unwrap_or(ready_at)
+}
+
 /// Whether another Job may succeed where this attempt failed.
 fn is_retryable(reason: CopyReason) -> bool {
     match reason {

@@ -314,7 +314,10 @@ async fn copy_step(obj: &MasterExport, ctx: &Context, step: Step) -> Result<Step
         max_attempts: ctx.copy.max_attempts,
     });
     if let Some(job_name) = &decision.create_job {
-        let ready_at = master.ready_at.as_ref().map(|t| t.0);
+        let ready_at = master
+            .ready_at
+            .as_ref()
+            .map(|t| copy_policy::ready_time_for_copy(t.0));
         let job = copy_job::build_job(obj, job_name, ready_at, &ctx.copy);
         copy_job::create_exclusive(&ctx.client, &namespace, &obj.name_label(), &job).await?;
         let message = format!("copy Job {job_name} started");

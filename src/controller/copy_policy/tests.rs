@@ -281,3 +281,25 @@ fn a_destination_another_resource_claimed_first_is_refused() {
     assert!(message.contains("media/first") && message.contains("s3://archive/k.mp4"));
     assert!(!d.done);
 }
+
+#[test]
+fn a_copy_counts_the_masters_age_from_no_earlier_than_it_became_ready() {
+    let seen = t(0)
+        .checked_add(jiff::SignedDuration::from_millis(840))
+        .unwrap();
+    // As the status stores it: whole seconds.
+    let recorded: Timestamp = serde_json::from_value::<
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+    >(serde_json::to_value(time(seen)).unwrap())
+    .unwrap()
+    .0;
+    assert!(recorded < seen, "the status drops the fraction");
+    for ready in [seen, recorded] {
+        assert_eq!(
+            ready_time_for_copy(ready),
+            t(1),
+            "the same from memory or the status"
+        );
+        assert!(ready_time_for_copy(ready) >= seen);
+    }
+}
