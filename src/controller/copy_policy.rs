@@ -5,7 +5,8 @@
 //! Rules:
 //! - one copy per destination and generation; a new destination or a new generation after a
 //!   failure starts a new copy (attempts count from 1 again);
-//! - a Job runs only while a URL is published, and never two at once (the reconciler deletes
+//! - a Job runs only while a URL is published, and is created only once the URL Secret holds
+//!   that URL (the pod reads it from there); never two at once (the reconciler deletes
 //!   superseded Jobs before creating one);
 //! - an expired URL (the copy's `UrlExpired`) gets a fresh URL first, then a new Job;
 //!   transient failures get a new Job, up to `max_attempts`; the rest stop and say why;
@@ -84,6 +85,9 @@ pub struct CopyInput<'a> {
     /// A URL is published now, requested at this instant.
     pub url_requested_at: Option<Timestamp>,
     pub url_published: bool,
+    /// The URL Secret holds that URL already (as read or written by this reconcile): the Job
+    /// reads its URL from the Secret, so it starts only then.
+    pub url_in_secret: bool,
     pub job: JobOutcome,
     pub now: Timestamp,
     /// Jobs to try for one copy before giving up on transient failures.
@@ -105,6 +109,9 @@ pub struct CopyDecision {
     pub done: bool,
     /// Stopped: a person must act (`reason`, `message`).
     pub stalled: Option<(String, String)>,
+    /// A Job is due, but the URL Secret does not hold the current URL yet: publish it (the
+    /// Secret first), then look again at once.
+    pub publish_first: bool,
 }
 
 /// A deterministic Job name for (resource and its UID, destination identity, generation,
@@ -173,6 +180,20 @@ pub fn decide_copy(input: &CopyInput<'_>) -> CopyDecision {
         Some(Wanted::new(COPIED, status, reason, message))
     };
     let start = |attempt: u32, previous: Option<&CopyStatus>| {
+        // A pod started now could find no Secret (a real kubelet then retries) or an older
+        // URL in it (one about to be withdrawn, or expired): the Secret comes first.
+        if !input.url_in_secret {
+            return CopyDecision {
+                copy: previous.cloned(),
+                condition: wanted(
+                    false,
+                    "WaitingForUrl",
+                    "the copy starts once the URL Secret holds the current URL".into(),
+                ),
+                publish_first: true,
+                ..Default::default()
+            };
+        }
         let job = job_name(input.name, input.uid, &identity, input.generation, attempt);
         CopyDecision {
             copy: Some(CopyStatus {
