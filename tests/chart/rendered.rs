@@ -311,3 +311,14 @@ fn the_copies_minimum_age_after_ready_is_a_value() {
     let shorter = render(&json!({"copy": {"minAge": "20s"}}));
     assert_eq!(env(&shorter)["COPY_MIN_AGE"], "20s");
 }
+
+#[test]
+fn the_url_can_be_kept_out_of_the_status() {
+    assert_eq!(
+        env(&render(&json!({})))["URL_IN_STATUS"],
+        "true",
+        "by default the status publishes the URL, as before"
+    );
+    let secret_only = render(&json!({"controller": {"urlInStatus": false}}));
+    assert_eq!(env(&secret_only)["URL_IN_STATUS"], "false");
+}
