@@ -142,6 +142,8 @@ pub struct UrlSecret {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!self.url.startsWith('file://') || has(self.volume)").message("a file:// destination needs destination.volume: the PersistentVolumeClaim the copy Job writes to"))]
 #[x_kube(validation = Rule::new("!has(self.volume) || self.url.startsWith('file://' + self.volume.mountPath + '/')").message("the file:// path must be under destination.volume.mountPath"))]
+// `..` would leave the volume (and `.` the copier refuses too), percent-encoded or not.
+#[x_kube(validation = Rule::new("!self.url.startsWith('file://') || !self.url.matches('/([.]|%2[eE]){1,2}([/?#]|$)')").message("a file:// destination must not have '.' or '..' path segments (nor %2e%2e): write the path plainly, below destination.volume.mountPath"))]
 pub struct Destination {
     /// `s3://bucket/key`, `gs://bucket/key`, `az://container/key` or `file:///path`.
     #[schemars(

@@ -102,7 +102,7 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
     spec.access = policy::effective_access(&obj.spec, &recorded);
     let converged = async {
         let (step, changed) = converge(&obj, &spec, ctx, recorded, &mut publisher).await?;
-        let mut step = copy_step(&obj, ctx, step).await?;
+        let mut step = copy_step(&obj, ctx, step, &publisher).await?;
         publisher.publish(&mut step.status, &step.summary).await?;
         Ok::<_, Error>((step, changed))
     }
@@ -281,7 +281,12 @@ async fn withdraw_shared_url(
 
 /// The archive copy: observe the current Job, let the copy policy decide, start the Job it
 /// asks for, and fold the decision into the step.
-async fn copy_step(obj: &MasterExport, ctx: &Context, step: Step) -> Result<Step, Error> {
+async fn copy_step(
+    obj: &MasterExport,
+    ctx: &Context,
+    step: Step,
+    publisher: &Publisher<'_>,
+) -> Result<Step, Error> {
     if !copy_policy::has_copy_work(&obj.spec, &step.status) {
         return Ok(step);
     }
@@ -309,12 +314,20 @@ async fn copy_step(obj: &MasterExport, ctx: &Context, step: Step) -> Result<Step
         copy: step.status.copy.as_ref(),
         url_requested_at: master.requested_at.as_ref().map(|t| t.0),
         url_published: master.url.is_some(),
+        url_in_secret: master
+            .url
+            .as_deref()
+            .is_some_and(|url| publisher.secret_holds(url)),
         job,
         now,
         max_attempts: ctx.copy.max_attempts,
     });
     if let Some(job_name) = &decision.create_job {
-        let job = copy_job::build_job(obj, job_name, &ctx.copy);
+        let ready_at = master
+            .ready_at
+            .as_ref()
+            .map(|t| copy_policy::ready_time_for_copy(t.0));
+        let job = copy_job::build_job(obj, job_name, ready_at, &ctx.copy);
         copy_job::create_exclusive(&ctx.client, &namespace, &obj.name_label(), &job).await?;
         let message = format!("copy Job {job_name} started");
         events::publish(obj, ctx, Note::normal("CopyStarted", message)).await;

@@ -107,6 +107,10 @@ pub struct RunArgs {
     /// Jobs to try for one copy before giving up on transient failures.
     #[arg(long, env = "COPY_MAX_ATTEMPTS", default_value_t = 4)]
     pub copy_max_attempts: u32,
+    /// How old a master must be after it became ready before a copy calls its length final
+    /// (Mux's files have been seen to grow after `ready`); passed to each copy Job.
+    #[arg(long, env = "COPY_MIN_AGE", default_value = "1m", value_parser = duration_arg)]
+    pub copy_min_age: Duration,
     /// Without a verified webhook for this long, polling returns to its fast pace.
     #[arg(long, env = "WEBHOOK_STALE_AFTER", default_value = "30m", value_parser = duration_arg)]
     pub webhook_stale_after: Duration,
@@ -264,6 +268,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
                 image: args.copy_image.clone(),
                 deadline: args.copy_deadline,
                 max_attempts: args.copy_max_attempts.max(1),
+                min_age: args.copy_min_age,
                 ..CopySettings::default()
             },
         },

@@ -300,3 +300,25 @@ fn every_variable_the_chart_sets_is_one_the_operator_reads() {
         }
     }
 }
+
+#[test]
+fn the_copies_minimum_age_after_ready_is_a_value() {
+    assert_eq!(
+        env(&render(&json!({})))["COPY_MIN_AGE"],
+        "1m",
+        "the operator's own default"
+    );
+    let shorter = render(&json!({"copy": {"minAge": "20s"}}));
+    assert_eq!(env(&shorter)["COPY_MIN_AGE"], "20s");
+}
+
+#[test]
+fn the_url_can_be_kept_out_of_the_status() {
+    assert_eq!(
+        env(&render(&json!({})))["URL_IN_STATUS"],
+        "true",
+        "by default the status publishes the URL, as before"
+    );
+    let secret_only = render(&json!({"controller": {"urlInStatus": false}}));
+    assert_eq!(env(&secret_only)["URL_IN_STATUS"], "false");
+}
