@@ -51,6 +51,9 @@ async fn a_master_that_grows_after_ready_past_the_settle_checks_is_archived_whol
         "500ms",
     ];
     let world = World::new("min-age", &sim_args, &["--copy-min-age", "30s"]).await;
+    // The node first (it may wait for another test process to release it): the pod must start
+    // within seconds of `ready`, while the writer still pauses, for the timing to mean anything.
+    kubelet::ensure_default_service_account(&world.client, &world.namespace).await;
     let minio = Minio::shared().expect("MinIO starts");
     let archive: Secret = serde_json::from_value(json!({
         "metadata": {"name": "archive"},
