@@ -18,6 +18,7 @@ use super::copy_policy::CopySettings;
 use super::index::SourceIndex;
 use super::policy::Settings;
 use super::reconcile::{error_policy, reconcile};
+use super::snapshots::{self, Snapshots};
 use super::sweeper::sweep_expired_urls;
 use super::wakeup::Wakeups;
 use crate::leader::{Elector, LeaseConfig};
@@ -216,6 +217,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             .with_gauges(metrics.sets.clone()),
     );
     let webhooks_on = args.webhook_addr.is_some();
+    let snapshots = Arc::new(Snapshots::default());
     let wakeups = Arc::new(Wakeups::new(webhooks_on, args.webhook_stale_after));
     if let Some(addr) = args.webhook_addr {
         let secrets: Vec<String> = args
@@ -236,8 +238,17 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         tracing::info!(addr = %bound, path = webhooks::PATH, "serving Mux webhooks");
         let sink_wakeups = wakeups.clone();
         let sink_sets = sets.clone();
+        let sink_snapshots = snapshots.clone();
         let sink: webhooks::EventSink = Arc::new(move |event, received| {
             sink_sets.on_webhook(&event.kind);
+            // The asset it carries stands in for a GET; one that is not news (a duplicate, a
+            // late delivery) wakes nobody.
+            if let Some(snapshot) = snapshots::trusted(event)
+                && !sink_snapshots.offer(snapshot)
+            {
+                tracing::debug!(kind = %event.kind, object = %event.object.id, "webhook: nothing new");
+                return;
+            }
             let woken = sink_wakeups.on_event(event, received);
             tracing::debug!(kind = %event.kind, object = %event.object.id, woken, "webhook");
         });
@@ -249,7 +260,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         let router = webhooks::router(config, metrics.clone(), sink);
         tokio::spawn(async move { axum::serve(listener, router).await });
     }
-    let ctx = Arc::new(Context::new(
+    let ctx = Arc::new(Context::with_snapshots(
         client.clone(),
         mux,
         recorder,
@@ -267,6 +278,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
                 ..CopySettings::default()
             },
         },
+        snapshots,
     ));
 
     tokio::spawn(sweep_expired_urls(ctx.clone()));
