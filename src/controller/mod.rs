@@ -11,6 +11,7 @@
 //! - `sweeper` and `expiries`: the record of expiries, and the task withdrawing expired URLs;
 //! - `index` and `wakeup`: which resources a webhook wakes; `snapshots`: the asset a webhook
 //!   carries, used instead of a GET when it is newer than what was recorded;
+//! - `watches`: the owned Jobs and URL Secrets, by metadata, and what is cached;
 //! - `reconcile`: the apply / converge / cleanup flow; `run`: the wiring.
 
 pub mod conditions;
@@ -29,6 +30,7 @@ pub mod run;
 pub mod snapshots;
 pub mod sweeper;
 pub mod wakeup;
+pub mod watches;
 
 pub use context::{Context, Options};
 pub use error::Error;

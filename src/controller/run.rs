@@ -6,7 +6,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt, TryStreamExt};
-use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::utils::Predicate;
@@ -21,6 +20,7 @@ use super::reconcile::{error_policy, reconcile};
 use super::snapshots::{self, Snapshots};
 use super::sweeper::sweep_expired_urls;
 use super::wakeup::Wakeups;
+use super::watches;
 use crate::leader::{Elector, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::resource::MasterExport;
@@ -303,6 +303,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         let freed = wakeups.clone();
         let objects = watcher(api, watcher::Config::default().any_semantic())
             .default_backoff()
+            .modify(watches::trim)
             .map_ok(move |event| {
                 index_writer
                     .write()
@@ -324,15 +325,13 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             );
         let (queue, woken) = futures::channel::mpsc::channel(4096);
         wakeups.add(scope.clone(), index, queue);
-        let jobs: Api<Job> = match &scope {
-            None => Api::all(client.clone()),
-            Some(ns) => Api::namespaced(client.clone(), ns),
-        };
         let controller = Controller::for_stream(objects, reader)
-            .owns(
-                jobs,
-                watcher::Config::default().labels("app.kubernetes.io/component=copy"),
-            )
+            .owns_stream(watches::copy_job_changes(client.clone(), scope.as_deref()))
+            // A URL Secret deleted or edited by hand is restored at once.
+            .owns_stream(watches::url_secret_changes(
+                client.clone(),
+                scope.as_deref(),
+            ))
             .reconcile_on(woken)
             .with_config(ControllerConfig::default().concurrency(args.concurrency))
             .shutdown_on_signal();
