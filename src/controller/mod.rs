@@ -9,7 +9,9 @@
 //! - `mux_calls`: the reads and writes at Mux;
 //! - `copy_job`: the copy Job, built typed, observed, created alone;
 //! - `sweeper` and `expiries`: the record of expiries, and the task withdrawing expired URLs;
-//! - `index` and `wakeup`: which resources a webhook wakes;
+//! - `index` and `wakeup`: which resources a webhook wakes; `snapshots`: the asset a webhook
+//!   carries, used instead of a GET when it is newer than what was recorded;
+//! - `watches`: the owned Jobs and URL Secrets, by metadata, and what is cached;
 //! - `reconcile`: the apply / converge / cleanup flow; `run`: the wiring.
 
 pub mod conditions;
@@ -25,8 +27,10 @@ pub mod policy;
 pub mod publisher;
 pub mod reconcile;
 pub mod run;
+pub mod snapshots;
 pub mod sweeper;
 pub mod wakeup;
+pub mod watches;
 
 pub use context::{Context, Options};
 pub use error::Error;

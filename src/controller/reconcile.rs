@@ -22,7 +22,7 @@ use super::copy_policy::{self, CopyInput, JobOutcome};
 use super::error::Error;
 use super::events::{self, Note};
 use super::mux_calls::{
-    before_expiry, get_asset, mux_client, mux_client_to_clean_up, put_access, source_asset,
+    before_expiry, change_access, current_asset, mux_client, mux_client_to_clean_up, source_asset,
 };
 use super::policy::{self, Failure, LiveSource, Observation, Step, with_margin};
 use super::publisher::{self, Publisher, published_expiry, published_url};
@@ -181,7 +181,7 @@ async fn converge(
             return Ok((step, false));
         }
     };
-    let mut asset = before_expiry(&status, get_asset(&mux, &asset_id)).await?;
+    let mut asset = before_expiry(&status, current_asset(ctx, &mux, &asset_id, &status)).await?;
     let spread_seed = policy::spread_seed(&obj.uid().unwrap_or_else(|| obj.name_any()));
     // The asset's access is decided over every resource on it.
     let others_wanting = ctx.others_wanting(&asset_id, obj);
@@ -214,7 +214,7 @@ async fn converge(
             withdraw_shared_url(obj, ctx, &asset_id, &status).await?;
         }
         tracing::info!(name = %obj.name_any(), asset = %asset_id, ?operation, access = access.as_str(), "changing master access");
-        asset = before_expiry(&intent, put_access(&mux, &asset_id, access)).await?;
+        asset = before_expiry(&intent, change_access(ctx, &mux, &asset_id, access)).await?;
         changed = true;
         if operation == Operation::Revoke {
             let message = format!("master access to asset {asset_id} turned off");
@@ -372,7 +372,7 @@ async fn cleanup(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error>
         return Ok(Action::await_change());
     }
     let outcome = match mux_client_to_clean_up(&obj, ctx).await {
-        Ok(mux) => put_access(&mux, &asset_id, MasterAccess::None)
+        Ok(mux) => change_access(ctx, &mux, &asset_id, MasterAccess::None)
             .await
             .map(|_| ()),
         Err(e) => Err(e),

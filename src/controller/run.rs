@@ -6,7 +6,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt, TryStreamExt};
-use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::utils::Predicate;
@@ -18,8 +17,10 @@ use super::copy_policy::CopySettings;
 use super::index::SourceIndex;
 use super::policy::Settings;
 use super::reconcile::{error_policy, reconcile};
+use super::snapshots::{self, Snapshots};
 use super::sweeper::sweep_expired_urls;
 use super::wakeup::Wakeups;
+use super::watches;
 use crate::leader::{Elector, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::resource::MasterExport;
@@ -220,6 +221,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             .with_gauges(metrics.sets.clone()),
     );
     let webhooks_on = args.webhook_addr.is_some();
+    let snapshots = Arc::new(Snapshots::default());
     let wakeups = Arc::new(Wakeups::new(webhooks_on, args.webhook_stale_after));
     if let Some(addr) = args.webhook_addr {
         let secrets: Vec<String> = args
@@ -240,8 +242,17 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         tracing::info!(addr = %bound, path = webhooks::PATH, "serving Mux webhooks");
         let sink_wakeups = wakeups.clone();
         let sink_sets = sets.clone();
+        let sink_snapshots = snapshots.clone();
         let sink: webhooks::EventSink = Arc::new(move |event, received| {
             sink_sets.on_webhook(&event.kind);
+            // The asset it carries stands in for a GET; one that is not news (a duplicate, a
+            // late delivery) wakes nobody.
+            if let Some(snapshot) = snapshots::trusted(event)
+                && !sink_snapshots.offer(snapshot)
+            {
+                tracing::debug!(kind = %event.kind, object = %event.object.id, "webhook: nothing new");
+                return;
+            }
             let woken = sink_wakeups.on_event(event, received);
             tracing::debug!(kind = %event.kind, object = %event.object.id, woken, "webhook");
         });
@@ -253,7 +264,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         let router = webhooks::router(config, metrics.clone(), sink);
         tokio::spawn(async move { axum::serve(listener, router).await });
     }
-    let ctx = Arc::new(Context::new(
+    let ctx = Arc::new(Context::with_snapshots(
         client.clone(),
         mux,
         recorder,
@@ -272,6 +283,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
                 ..CopySettings::default()
             },
         },
+        snapshots,
     ));
 
     tokio::spawn(sweep_expired_urls(ctx.clone()));
@@ -296,6 +308,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         let freed = wakeups.clone();
         let objects = watcher(api, watcher::Config::default().any_semantic())
             .default_backoff()
+            .modify(watches::trim)
             .map_ok(move |event| {
                 index_writer
                     .write()
@@ -317,15 +330,13 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             );
         let (queue, woken) = futures::channel::mpsc::channel(4096);
         wakeups.add(scope.clone(), index, queue);
-        let jobs: Api<Job> = match &scope {
-            None => Api::all(client.clone()),
-            Some(ns) => Api::namespaced(client.clone(), ns),
-        };
         let controller = Controller::for_stream(objects, reader)
-            .owns(
-                jobs,
-                watcher::Config::default().labels("app.kubernetes.io/component=copy"),
-            )
+            .owns_stream(watches::copy_job_changes(client.clone(), scope.as_deref()))
+            // A URL Secret deleted or edited by hand is restored at once.
+            .owns_stream(watches::url_secret_changes(
+                client.clone(),
+                scope.as_deref(),
+            ))
             .reconcile_on(woken)
             .with_config(ControllerConfig::default().concurrency(args.concurrency))
             .shutdown_on_signal();

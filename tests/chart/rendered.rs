@@ -170,7 +170,7 @@ fn cluster_mode_grants_what_the_operator_does_and_nothing_more() {
         ("masterexport.io", "masterexportsets", "get list watch"),
         ("masterexport.io", "masterexportsets/status", "patch"),
         ("masterexport.io", "masterexportsets/finalizers", "update"),
-        ("", "secrets", "get create patch"),
+        ("", "secrets", "get list watch create patch"),
         ("events.k8s.io", "events", "create patch"),
         ("", "events", "create patch"),
         ("batch", "jobs", "get list watch create delete"),
@@ -209,7 +209,7 @@ fn namespaced_mode_grants_nothing_cluster_wide() {
         "{grants:#?}"
     );
     for namespace in ["media", "archive"] {
-        for verb in ["get", "create", "patch"] {
+        for verb in ["get", "list", "watch", "create", "patch"] {
             assert!(grants.contains(&(namespace.into(), "".into(), "secrets".into(), verb.into())));
         }
         assert!(grants.contains(&(

@@ -119,9 +119,12 @@ The operator's permissions on the namespaces it reconciles: what the controller 
 - apiGroups: [masterexport.io]
   resources: [masterexportsets/finalizers]
   verbs: [update]
+# list/watch: the URL Secrets it writes are watched (by label, metadata only) so that one deleted or
+# edited by hand is restored at once. RBAC cannot be narrowed by label: this allows listing every
+# Secret of the namespace.
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, create, patch]
+  verbs: [get, list, watch, create, patch]
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]

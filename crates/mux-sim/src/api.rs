@@ -101,9 +101,9 @@ async fn admit(sim: &Sim, request: Request, next: Next) -> Response {
     }
     let sw = sim.switches();
     let (bucket, rate, burst) = if request.method() == Method::POST {
-        (&sim.limits.post, sw.post_rate, sw.post_burst)
+        (&sim.limits.post, sw.post_limit(), sw.post_burst)
     } else {
-        (&sim.limits.other, sw.other_rate, sw.other_burst)
+        (&sim.limits.other, sw.other_limit(), sw.other_burst)
     };
     let taken = bucket
         .lock()
