@@ -191,6 +191,7 @@ mod verify;
 use std::process::ExitCode;
 
 pub use args::{CopyArgs, FinalizeMode};
+pub use destination::{Existing, recorded_object};
 pub use error::{CopyError, Reason};
 pub use report::Report;
 
