@@ -6,8 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, Client, ResourceExt};
+use kube::{Client, ResourceExt};
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
@@ -107,38 +106,7 @@ pub async fn write(
     url: &str,
     body: String,
 ) -> Result<(), String> {
-    let mut options: Vec<(String, String)> = Vec::new();
-    if let Some(secret) = &destination.credentials_secret_ref {
-        let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-        let found = secrets
-            .get(&secret.name)
-            .await
-            .map_err(|e| format!("the destination's Secret {}: {e}", secret.name))?;
-        for (key, value) in found.data.unwrap_or_default() {
-            if let Ok(value) = String::from_utf8(value.0) {
-                options.push((key, value.trim().to_string()));
-            }
-        }
-    }
-    if url.starts_with("s3://") {
-        if let Some(endpoint) = &destination.endpoint {
-            options.push(("aws_endpoint".into(), endpoint.clone()));
-            if endpoint.starts_with("http://") {
-                options.push(("allow_http".into(), "true".into()));
-            }
-        }
-        if let Some(region) = &destination.region {
-            options.push(("aws_region".into(), region.clone()));
-        }
-        let virtual_hosted = !destination.path_style && destination.endpoint.is_none();
-        options.push((
-            "aws_virtual_hosted_style_request".into(),
-            virtual_hosted.to_string(),
-        ));
-    }
-    let parsed = url::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
-    let (store, path) =
-        object_store::parse_url_opts(&parsed, options).map_err(|e| format!("{url}: {e}"))?;
+    let (store, path) = super::store::open(client, namespace, destination, url).await?;
     store
         .put(&path, PutPayload::from(body))
         .await

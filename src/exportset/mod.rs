@@ -18,5 +18,6 @@ pub mod rescan;
 pub mod resource;
 pub mod run;
 pub mod selector;
+pub mod store;
 pub mod summary;
 pub mod verify;
