@@ -8,6 +8,7 @@
 //! - `events`: which Events a change calls for, and publishing them;
 //! - `mux_calls`: the reads and writes at Mux;
 //! - `copy_job`: the copy Job, built typed, observed, created alone;
+//! - `deletion`: deleting the asset from Mux after a verified copy (`policy::deletion` decides);
 //! - `sweeper` and `expiries`: the record of expiries, and the task withdrawing expired URLs;
 //! - `index` and `wakeup`: which resources a webhook wakes;
 //! - `reconcile`: the apply / converge / cleanup flow; `run`: the wiring.
@@ -16,6 +17,7 @@ pub mod conditions;
 pub mod context;
 pub mod copy_job;
 pub mod copy_policy;
+pub mod deletion;
 pub mod error;
 pub mod events;
 pub mod expiries;

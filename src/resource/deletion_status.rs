@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AssetDeletion {
-    /// `Scheduled`, `Held`, `Refused`, `Deleting` or `Deleted`.
+    /// `Scheduled`, `Held`, `CheckFailed`, `Refused`, `Deleting` or `Deleted`.
     #[schemars(with = "String")]
     pub state: DeletionState,
     pub asset_id: String,
@@ -35,8 +35,11 @@ pub struct AssetDeletion {
 pub enum DeletionState {
     /// In the grace period.
     Scheduled,
-    /// Due, but held: another MasterExport needs the asset, or the archive's check failed.
+    /// Due, but held: another MasterExport on the asset still needs it.
     Held,
+    /// Due, but the fresh check of the archive failed (gone, another size or digest, or the
+    /// store could not be read): nothing is deleted; checked again from time to time.
+    CheckFailed,
     /// Due, but the operator runs without `--allow-asset-deletion`.
     Refused,
     /// The call is being made (recorded first, so a restart knows).
