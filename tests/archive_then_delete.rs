@@ -328,3 +328,65 @@ async fn mux_sim_deletes_an_asset_as_mux_does() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_apiserver_refuses_a_deletion_without_an_object_store_or_a_grace_period() {
+    let world = World::new("delete-refused-spec", &[], &[]).await;
+    let spec = |destination: serde_json::Value, after_copy: serde_json::Value| {
+        json!({
+            "source": {"assetId": "a1"},
+            "credentialsSecretRef": {"name": "mux"},
+            "destination": destination,
+            "afterCopy": after_copy,
+        })
+    };
+    let volume = json!({"url": "file:///archive/a1.mp4", "volume": {"claimName": "c", "mountPath": "/archive"}});
+    let s3 = json!({"url": "s3://archive/a1.mp4"});
+    let refused = world
+        .create_raw(
+            "on-a-volume",
+            spec(volume.clone(), json!({"deleteAsset": true})),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("needs a destination in an object store"),
+        "{refused}"
+    );
+    let refused = world
+        .create_raw(
+            "no-grace",
+            spec(
+                s3.clone(),
+                json!({"deleteAsset": true, "deleteAfter": "0s"}),
+            ),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("deleteAfter must be at least 1s"),
+        "{refused}"
+    );
+    let no_destination = json!({
+        "source": {"assetId": "a1"},
+        "credentialsSecretRef": {"name": "mux"},
+        "afterCopy": {"deleteAsset": true},
+    });
+    assert!(world.create_raw("nowhere", no_destination).await.is_err());
+    // Accepted: an object store, the default grace; a volume without deletion.
+    world
+        .create_raw("fine", spec(s3, json!({"deleteAsset": true})))
+        .await
+        .unwrap();
+    let fine = world.api().get("fine").await.unwrap();
+    assert_eq!(fine.spec.after_copy.unwrap().delete_after, "24h");
+    world
+        .create_raw(
+            "kept-on-a-volume",
+            spec(volume, json!({"revokeAccess": true})),
+        )
+        .await
+        .unwrap();
+}
