@@ -111,6 +111,7 @@ pub struct PassthroughMatch {
 /// Everything a child MasterExport has but its source (and its URL Secret, named after it).
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.afterCopy) || !has(self.afterCopy.deleteAsset) || !self.afterCopy.deleteAsset || (has(self.destination) && !self.destination.url.startsWith('file://'))").message("afterCopy.deleteAsset needs a destination in an object store (s3://, gs://, az://): the operator reads each archived object back before it deletes"))]
 pub struct ExportTemplate {
     #[serde(default)]
     pub access: Access,
