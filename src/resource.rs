@@ -419,6 +419,23 @@ pub struct CopyStatus {
     pub reason: Option<CopyReason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// How far the running copy is, as its copier last reported (every few seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<CopyProgress>,
+}
+
+/// A running copy's progress, read from its copier's log.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyProgress {
+    pub bytes_done: u64,
+    /// The master's length, when known (it may still grow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_total: Option<u64>,
+    pub bytes_per_second: u64,
+    /// When the controller read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<Time>,
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod conditions;
 pub mod context;
 pub mod copy_job;
 pub mod copy_policy;
+pub mod copy_progress;
 pub mod deletion;
 pub mod error;
 pub mod events;
