@@ -328,13 +328,8 @@ async fn copy_step(obj: &MasterExport, ctx: &Context, step: Step) -> Result<Step
         let message = format!("copy Job {job_name} started");
         events::publish(obj, ctx, Note::normal("CopyStarted", message)).await;
     }
-    Ok(copy_policy::fold_copy(
-        &obj.spec,
-        obj.meta().generation,
-        &decision,
-        step,
-        now,
-    ))
+    let step = copy_policy::fold_copy(&obj.spec, obj.meta().generation, &decision, step, now);
+    Ok(super::copy_progress::attach(&ctx.client, &namespace, step).await)
 }
 
 fn track_expiry(obj: &MasterExport, ctx: &Context, status: &MasterExportStatus) {
