@@ -7,6 +7,7 @@
 //! controller).
 
 pub mod children;
+pub mod copying;
 pub mod discovery;
 pub mod manifest;
 pub mod manifests;
