@@ -19,6 +19,7 @@ use super::conditions::Summary;
 use super::context::Context;
 use super::copy_job;
 use super::copy_policy::{self, CopyInput, JobOutcome};
+use super::deletion;
 use super::error::Error;
 use super::events::{self, Note};
 use super::mux_calls::{
@@ -77,11 +78,18 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
     if obj.spec.suspend {
         return Ok(Action::await_change());
     }
+    // Deleted from Mux after its archive: nothing more to ask Mux.
+    if let Some(action) = deletion::after_deleted(&obj, ctx, &previous).await? {
+        return Ok(action);
+    }
     let mut publisher = Publisher::new(&obj, ctx, &previous);
     let previous = publisher.with_stored_url(previous).await?;
     // A webhook about this resource's asset: ask Mux, whatever the status says.
     let poked = ctx.wakeups.take_poke(&ObjectRef::from(&*obj));
-    if poked.is_none() && policy::can_skip_mux(&obj.spec, &previous, obj.meta().generation, now) {
+    if poked.is_none()
+        && !deletion::involved(&obj, &previous)
+        && policy::can_skip_mux(&obj.spec, &previous, obj.meta().generation, now)
+    {
         publisher.restore_secret(&previous).await?;
         track_expiry(&obj, ctx, &previous);
         ctx.record_grant(&previous);
@@ -102,7 +110,8 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
     spec.access = policy::effective_access(&obj.spec, &recorded);
     let converged = async {
         let (step, changed) = converge(&obj, &spec, ctx, recorded, &mut publisher).await?;
-        let mut step = copy_step(&obj, ctx, step, &publisher).await?;
+        let step = copy_step(&obj, ctx, step, &publisher).await?;
+        let mut step = deletion::step(&obj, ctx, &mut publisher, step).await?;
         publisher.publish(&mut step.status, &step.summary).await?;
         Ok::<_, Error>((step, changed))
     }
@@ -332,13 +341,8 @@ async fn copy_step(
         let message = format!("copy Job {job_name} started");
         events::publish(obj, ctx, Note::normal("CopyStarted", message)).await;
     }
-    Ok(copy_policy::fold_copy(
-        &obj.spec,
-        obj.meta().generation,
-        &decision,
-        step,
-        now,
-    ))
+    let step = copy_policy::fold_copy(&obj.spec, obj.meta().generation, &decision, step, now);
+    Ok(super::copy_progress::attach(&ctx.client, &namespace, step).await)
 }
 
 fn track_expiry(obj: &MasterExport, ctx: &Context, status: &MasterExportStatus) {

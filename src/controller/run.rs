@@ -120,6 +120,11 @@ pub struct RunArgs {
     /// (the URL is a bearer credential until it expires).
     #[arg(long, env = "URL_IN_STATUS", default_value_t = true, action = clap::ArgAction::Set)]
     pub url_in_status: bool,
+    /// Let `afterCopy.deleteAsset` delete assets from Mux (after a verified copy, its grace
+    /// period and a fresh check of the archive). Off: such resources say so in a Stalled
+    /// condition and nothing is deleted.
+    #[arg(long, env = "ALLOW_ASSET_DELETION")]
+    pub allow_asset_deletion: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -213,6 +218,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         url_lifetime: args.url_lifetime,
         poll_min: args.poll_min,
         poll_max: args.poll_max,
+        allow_asset_deletion: args.allow_asset_deletion,
         ..Settings::default()
     };
     // MasterExportSets: their own controller, sharing the Mux clients (so each token's limiter).

@@ -79,6 +79,37 @@ impl Existing {
     }
 }
 
+/// The size and recorded metadata (`sha256`, `size`) of the object at `path`, `None` if there
+/// is none: what a copy reads back, and what the operator checks again just before it deletes
+/// an archived asset from Mux.
+pub async fn recorded_object(
+    store: &dyn ObjectStore,
+    path: &Path,
+) -> Result<Option<Existing>, object_store::Error> {
+    let options = GetOptions {
+        head: true,
+        ..Default::default()
+    };
+    match store.get_opts(path, options).await {
+        Ok(result) => {
+            let meta = |key: &'static str| {
+                result
+                    .attributes
+                    .get(&Attribute::Metadata(key.into()))
+                    .map(|v| v.as_ref().trim().to_owned())
+            };
+            Ok(Some(Existing {
+                size: result.meta.size,
+                sha256: meta(META_SHA256).map(|s| s.to_ascii_lowercase()),
+                recorded_size: meta(META_SIZE).and_then(|s| s.parse().ok()),
+                e_tag: result.meta.e_tag.clone(),
+            }))
+        }
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// `.` or `..`, also percent-encoded (`%2e`), which URL parsing resolves away.
 fn is_dot_segment(segment: &str) -> bool {
     let lowered = segment.to_ascii_lowercase().replace("%2e", ".");
@@ -222,31 +253,9 @@ impl Destination {
 
     /// The size and recorded metadata of an object in the store.
     pub async fn object_meta(&self, path: &Path) -> Result<Option<Existing>, CopyError> {
-        let options = GetOptions {
-            head: true,
-            ..Default::default()
-        };
-        match self.store.get_opts(path, options).await {
-            Ok(result) => {
-                let meta = |key: &'static str| {
-                    result
-                        .attributes
-                        .get(&Attribute::Metadata(key.into()))
-                        .map(|v| v.as_ref().trim().to_owned())
-                };
-                Ok(Some(Existing {
-                    size: result.meta.size,
-                    sha256: meta(META_SHA256).map(|s| s.to_ascii_lowercase()),
-                    recorded_size: meta(META_SIZE).and_then(|s| s.parse().ok()),
-                    e_tag: result.meta.e_tag.clone(),
-                }))
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(CopyError::store(
-                format!("reading {}", self.name_of(path)),
-                e,
-            )),
-        }
+        recorded_object(self.store.as_ref(), path)
+            .await
+            .map_err(|e| CopyError::store(format!("reading {}", self.name_of(path)), e))
     }
 
     /// `scheme://bucket/path` for an object of this destination.

@@ -175,6 +175,7 @@ fn cluster_mode_grants_what_the_operator_does_and_nothing_more() {
         ("", "events", "create patch"),
         ("batch", "jobs", "get list watch create delete"),
         ("", "pods", "list"),
+        ("", "pods/log", "get"),
     ]
     .into_iter()
     .flat_map(|(group, resource, verbs)| {

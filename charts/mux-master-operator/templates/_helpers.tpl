@@ -96,7 +96,7 @@ The operator's permissions on the namespaces it reconciles: what the controller 
   group too, for tools and clusters that read those.
 - Jobs: the copy Jobs it creates, watches and deletes (an unfinished one, when a newer copy
   replaces it); Pods: it lists a finished Job's pods to read the copier's report from their
-  termination message.
+  termination message, and reads a running copy pod's log tail (pods/log get) for its progress.
 */}}
 {{- define "mmo.namespacedRules" -}}
 # create: a MasterExportSet's children.
@@ -137,4 +137,7 @@ The operator's permissions on the namespaces it reconciles: what the controller 
 - apiGroups: [""]
   resources: [pods]
   verbs: [list]
+- apiGroups: [""]
+  resources: [pods/log]
+  verbs: [get]
 {{- end }}

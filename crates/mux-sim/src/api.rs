@@ -23,7 +23,10 @@ use mux::types::{
 pub fn routes(sim: Arc<Sim>) -> Router<Arc<Sim>> {
     Router::new()
         .route("/video/v1/assets", get(list_assets).post(create_asset))
-        .route("/video/v1/assets/{id}", get(get_asset))
+        .route(
+            "/video/v1/assets/{id}",
+            get(get_asset).delete(super::deletion::delete_asset),
+        )
         .route(
             "/video/v1/assets/{id}/master-access",
             put(update_master_access),

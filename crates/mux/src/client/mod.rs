@@ -7,10 +7,12 @@
 
 //!
 //! - `credentials`: the token; `exchange`: one request with its retries;
+//! - `deletion`: deleting an asset (204, no body);
 //! - `answers`: reading what Mux answered (errors, request IDs, `Retry-After`).
 
 mod answers;
 mod credentials;
+mod deletion;
 mod exchange;
 
 use std::collections::HashMap;
@@ -32,6 +34,7 @@ use crate::types::{
 };
 
 pub use credentials::Credentials;
+pub use deletion::Deleted;
 pub use exchange::full_jitter;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.mux.com";
