@@ -109,6 +109,27 @@ async fn a_running_copy_shows_its_progress_and_the_set_sums_it() {
         assert!(started.elapsed() < deadline, "not copied in {deadline:?}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    let mut gets = Vec::new();
+    for child in children(&world, &sets(&world).get("env").await.unwrap())
+        .await
+        .values()
+    {
+        let id = child.spec.source.asset_id.clone().unwrap();
+        gets.push(
+            world
+                .admin
+                .count("GET", mux_sim::admin_client::ASSET_ROUTE, Some(&id), None)
+                .await
+                .unwrap(),
+        );
+    }
+    eprintln!(
+        "GETs of each asset at mux-sim: {gets:?}, in {:?}",
+        started.elapsed()
+    );
+    // Reading progress costs no Mux call: the copies ran over 30 s (the master grew that
+    // long), which at one poll per 5 s would be 6 GETs per asset on top of the prepare polls.
+    assert!(gets.iter().all(|n| *n <= 6), "GETs of each asset: {gets:?}");
     eprintln!(
         "progress seen {} times: bytes done {}..{}, rates {:?} B/s; the set's sums seen {} times",
         seen.len(),

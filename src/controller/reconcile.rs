@@ -19,6 +19,7 @@ use super::conditions::Summary;
 use super::context::Context;
 use super::copy_job;
 use super::copy_policy::{self, CopyInput, JobOutcome};
+use super::copy_progress;
 use super::deletion;
 use super::error::Error;
 use super::events::{self, Note};
@@ -86,6 +87,13 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
     let previous = publisher.with_stored_url(previous).await?;
     // A webhook about this resource's asset: ask Mux, whatever the status says.
     let poked = ctx.wakeups.take_poke(&ObjectRef::from(&*obj));
+    // A copy running with a fresh URL: only its progress to read (no Mux call).
+    if poked.is_none()
+        && copy_progress::progress_only(&obj.spec, &previous, obj.meta().generation, now)
+        && let Some(action) = copy_progress::refresh(&obj, ctx, &mut publisher, &previous).await?
+    {
+        return Ok(action);
+    }
     if poked.is_none()
         && !deletion::involved(&obj, &previous)
         && policy::can_skip_mux(&obj.spec, &previous, obj.meta().generation, now)
@@ -342,7 +350,7 @@ async fn copy_step(
         events::publish(obj, ctx, Note::normal("CopyStarted", message)).await;
     }
     let step = copy_policy::fold_copy(&obj.spec, obj.meta().generation, &decision, step, now);
-    Ok(super::copy_progress::attach(&ctx.client, &namespace, step).await)
+    Ok(copy_progress::attach(&ctx.client, &namespace, step).await)
 }
 
 fn track_expiry(obj: &MasterExport, ctx: &Context, status: &MasterExportStatus) {
