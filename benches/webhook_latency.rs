@@ -25,6 +25,8 @@ const PREPARE: &str = "3s";
 struct Outcome {
     latencies_ms: Vec<i64>,
     gets_while_preparing: usize,
+    /// Every Mux API call of the run (one URL grant per resource).
+    mux_calls: usize,
     wall: Duration,
 }
 
@@ -156,6 +158,7 @@ async fn run(webhooks: bool, resources: usize) -> Outcome {
     Outcome {
         latencies_ms,
         gets_while_preparing,
+        mux_calls: api_calls.len(),
         wall,
     }
 }
@@ -177,16 +180,24 @@ async fn main() {
     let hooks = run(true, resources).await;
     let polls = run(false, resources).await;
     println!(
-        "{:<22} {:>12} {:>12} {:>12} {:>22} {:>10}",
-        "mode", "median ms", "p99 ms", "max ms", "GETs while preparing", "wall s"
+        "{:<14} {:>10} {:>8} {:>8} {:>16} {:>22} {:>8}",
+        "mode",
+        "median ms",
+        "p99 ms",
+        "max ms",
+        "Mux calls/grant",
+        "GETs while preparing",
+        "wall s"
     );
+    let per_grant = |o: &Outcome| o.mux_calls as f64 / resources as f64;
     for (name, o) in [("webhooks", &hooks), ("polling only", &polls)] {
         println!(
-            "{:<22} {:>12} {:>12} {:>12} {:>22} {:>10.1}",
+            "{:<14} {:>10} {:>8} {:>8} {:>16.2} {:>22} {:>8.1}",
             name,
             percentile(&o.latencies_ms, 50.0),
             percentile(&o.latencies_ms, 99.0),
             o.latencies_ms.last().unwrap(),
+            per_grant(o),
             format!(
                 "{} ({:.2}/resource)",
                 o.gets_while_preparing,
@@ -195,9 +206,33 @@ async fn main() {
             o.wall.as_secs_f64()
         );
     }
+    let goal = |ok: bool| if ok { "met" } else { "NOT met" };
+    let (p50, p99) = (
+        percentile(&hooks.latencies_ms, 50.0),
+        percentile(&hooks.latencies_ms, 99.0),
+    );
+    println!("goals ({resources} resources; issue 15 sets them at 100):");
+    println!(
+        "  Mux calls per URL grant, webhooks      {:.2}  (goal <= 1.5: {})",
+        per_grant(&hooks),
+        goal(per_grant(&hooks) <= 1.5)
+    );
+    println!(
+        "  Mux calls per URL grant, polling only  {:.2}  (goal <= 2.5: {})",
+        per_grant(&polls),
+        goal(per_grant(&polls) <= 2.5)
+    );
+    println!(
+        "  webhook -> URL in status p50           {p50} ms  (goal <= 50 ms: {})",
+        goal(p50 <= 50)
+    );
+    println!(
+        "  webhook -> URL in status p99           {p99} ms  (goal <= 500 ms: {})",
+        goal(p99 <= 500)
+    );
     let ratio = |a: i64, b: i64| a.max(1) as f64 / b.max(1) as f64;
     println!(
-        "polling / webhooks: median {:.1}x, p99 {:.1}x slower; {:.1}x the GETs",
+        "polling / webhooks: median {:.1}x, p99 {:.1}x slower; {:.1}x the Mux calls",
         ratio(
             percentile(&polls.latencies_ms, 50.0),
             percentile(&hooks.latencies_ms, 50.0)
@@ -206,7 +241,9 @@ async fn main() {
             percentile(&polls.latencies_ms, 99.0),
             percentile(&hooks.latencies_ms, 99.0)
         ),
-        polls.gets_while_preparing as f64 / hooks.gets_while_preparing.max(1) as f64,
+        polls.mux_calls as f64 / hooks.mux_calls.max(1) as f64,
     );
-    println!("reproduce: cargo bench --bench webhook_latency   (or make bench)");
+    println!(
+        "reproduce: RESOURCES={resources} cargo bench --locked --bench webhook_latency   (or make bench)"
+    );
 }

@@ -35,6 +35,12 @@ pub struct MuxLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// `webhook` (the snapshot an event carried) or `mux` (a GET).
+    pub source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: String,
 }
@@ -51,6 +57,8 @@ pub struct Metrics {
     pub refreshes: Counter,
     pub webhook_events: Family<KindLabels, Counter>,
     pub webhook_refused: Family<ReasonLabels, Counter>,
+    /// Reads of an asset's state by a reconcile, by where it came from.
+    pub asset_reads: Family<SourceLabels, Counter>,
     /// Seconds from a webhook's arrival to the status written in answer.
     pub webhook_to_status_seconds: Histogram,
     /// MasterExportSets' counts (`set_assets`, `set_bytes_archived`).
@@ -97,6 +105,12 @@ impl Default for Metrics {
             "Refused webhook deliveries, by reason",
             webhook_refused.clone(),
         );
+        let asset_reads = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "asset_reads",
+            "Reads of an asset's state by a reconcile: a webhook's snapshot or a GET at Mux",
+            asset_reads.clone(),
+        );
         let webhook_to_status_seconds = Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]);
         registry.register(
             "webhook_to_status_seconds",
@@ -115,6 +129,7 @@ impl Default for Metrics {
             refreshes,
             webhook_events,
             webhook_refused,
+            asset_reads,
             webhook_to_status_seconds,
             sets,
             expiries,

@@ -10,8 +10,10 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 mod copy_status;
+mod deletion_status;
 
 pub use copy_status::{CopyPhase, CopyReason};
+pub use deletion_status::{AssetDeletion, DeletionState};
 
 pub const GROUP: &str = "masterexport.io";
 pub const FINALIZER: &str = "masterexport.io/finalizer";
@@ -35,6 +37,7 @@ pub const FINALIZER: &str = "masterexport.io/finalizer";
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.afterCopy) || !has(self.afterCopy.deleteAsset) || !self.afterCopy.deleteAsset || (has(self.destination) && !self.destination.url.startsWith('file://'))").message("afterCopy.deleteAsset needs a destination in an object store (s3://, gs://, az://): the operator reads the archived object back before it deletes"))]
 pub struct MasterExportSpec {
     /// The asset whose master is exported, or the live stream whose recording is.
     /// Immutable: export another asset with another MasterExport.
@@ -142,6 +145,8 @@ pub struct UrlSecret {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!self.url.startsWith('file://') || has(self.volume)").message("a file:// destination needs destination.volume: the PersistentVolumeClaim the copy Job writes to"))]
 #[x_kube(validation = Rule::new("!has(self.volume) || self.url.startsWith('file://' + self.volume.mountPath + '/')").message("the file:// path must be under destination.volume.mountPath"))]
+// `..` would leave the volume (and `.` the copier refuses too), percent-encoded or not.
+#[x_kube(validation = Rule::new("!self.url.startsWith('file://') || !self.url.matches('/([.]|%2[eE]){1,2}([/?#]|$)')").message("a file:// destination must not have '.' or '..' path segments (nor %2e%2e): write the path plainly, below destination.volume.mountPath"))]
 pub struct Destination {
     /// `s3://bucket/key`, `gs://bucket/key`, `az://container/key` or `file:///path`.
     #[schemars(
@@ -184,12 +189,39 @@ pub struct DestinationVolume {
     pub mount_path: String,
 }
 
-#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AfterCopy {
     /// Turn master access off once the copy is verified.
     #[serde(default)]
     pub revoke_access: bool,
+    /// Delete the asset from Mux once the copy is verified, `deleteAfter` later, after a
+    /// fresh check that the archived object still has the verified size and SHA-256. Only
+    /// done when the operator runs with `--allow-asset-deletion`; needs an object store
+    /// destination (the operator reads it back itself). Removing the field, or the resource,
+    /// before then cancels the deletion.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete_asset: bool,
+    /// The grace period between the verified copy and the deletion, as a duration (`24h`,
+    /// `90m`). At least 1s; the default is 24h.
+    #[serde(default = "default_delete_after")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1s')").message("deleteAfter must be at least 1s"))]
+    pub delete_after: String,
+}
+
+impl Default for AfterCopy {
+    fn default() -> Self {
+        Self {
+            revoke_access: false,
+            delete_asset: false,
+            delete_after: default_delete_after(),
+        }
+    }
+}
+
+fn default_delete_after() -> String {
+    "24h".into()
 }
 
 /// Where the export stands.
@@ -233,6 +265,10 @@ pub struct MasterExportStatus {
     /// may be in flight, and when (a URL's window counts from the request).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<PendingRequest>,
+    /// The deletion of the asset from Mux (`afterCopy.deleteAsset`): scheduled, held,
+    /// refused, or done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion: Option<AssetDeletion>,
 }
 
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
@@ -385,6 +421,23 @@ pub struct CopyStatus {
     pub reason: Option<CopyReason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// How far the running copy is, as its copier last reported (every few seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<CopyProgress>,
+}
+
+/// A running copy's progress, read from its copier's log.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyProgress {
+    pub bytes_done: u64,
+    /// The master's length, when known (it may still grow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_total: Option<u64>,
+    pub bytes_per_second: u64,
+    /// When the controller read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<Time>,
 }
 
 #[cfg(test)]

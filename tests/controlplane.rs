@@ -3,7 +3,7 @@
 //!
 //! They need the binaries `make tools` builds (`make test` builds them first).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use object_store::{ObjectStoreExt, PutPayload, path::Path as ObjectPath};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use testenv::leftovers::processes_mentioning;
 use testenv::{ControlPlane, Minio, MuxSim, Tool};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -320,26 +321,4 @@ fn status_code<T>(result: kube::Result<T>) -> Option<u16> {
         Err(kube::Error::Api(status)) => Some(status.code),
         _ => None,
     }
-}
-
-/// The command lines of the live processes that name `path` (our components take their scratch
-/// folder as an argument).
-fn processes_mentioning(path: &Path) -> Vec<String> {
-    let needle = path.to_string_lossy().into_owned();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter(|entry| {
-            entry
-                .file_name()
-                .to_string_lossy()
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-        })
-        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
-        .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
-        .filter(|cmdline| cmdline.contains(&needle))
-        .collect()
 }

@@ -91,6 +91,28 @@ async fn the_apiserver_refuses_unknown_placeholders_and_patterns_without_the_ass
     .await
     .expect_err("maxInFlight 0");
     assert!(error.to_string().contains("maxInFlight"), "{error}");
+    // Deleting from Mux needs an archive the operator can read back: not on a volume.
+    let on_a_volume = json!({
+        "credentialsSecretRef": {"name": "mux"},
+        "template": {
+            "destination": {"url": "file:///archive/{assetId}.mp4", "volume": {"claimName": "c", "mountPath": "/archive"}},
+            "afterCopy": {"deleteAsset": true},
+        },
+    });
+    let error = create_raw_set(&world, "delete-from-a-volume", on_a_volume)
+        .await
+        .expect_err("deleteAsset with a file:// destination");
+    assert!(
+        error
+            .to_string()
+            .contains("needs a destination in an object store"),
+        "{error}"
+    );
+    let mut in_s3 = with_destination("s3://archive/{assetId}.mp4");
+    in_s3["template"]["afterCopy"] = json!({"deleteAsset": true, "deleteAfter": "72h"});
+    create_raw_set(&world, "delete-after-s3", in_s3)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -51,6 +51,7 @@ async fn verify_manifest_rehashes_every_object_and_resumes() {
             size: body.len() as u64,
             sha256: hex::encode(sha2::Sha256::digest(&body)),
             copied_at: None,
+            deleted_from_mux_at: None,
         });
     }
     let manifest_key = format!("{prefix}/manifest-ns.set.jsonl");

@@ -7,7 +7,7 @@
 //! child with the machine after it. The child reports how much the running node had changed, so
 //! that the comparison is known to look at something.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::PostParams;
 use testenv::ControlPlane;
+use testenv::leftovers::processes_mentioning;
 use testenv::node::{
     MachineState, Node, REQUIRE_ENV, pause_image_name, wait_for_default_service_account,
 };
@@ -154,24 +155,4 @@ async fn run_a_pod(control_plane: &ControlPlane) -> TestResult {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// The command lines of the live processes that name `path`.
-fn processes_mentioning(path: &Path) -> Vec<String> {
-    let needle = path.to_string_lossy().into_owned();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-        })
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
-        .filter(|cmd| cmd.contains(&needle))
-        .collect()
 }

@@ -243,3 +243,71 @@ async fn without_webhook_deliveries_polling_still_gets_there() {
         "no webhook was sent"
     );
 }
+
+#[tokio::test]
+async fn a_webhook_driven_grant_takes_the_url_from_the_event_without_a_get() {
+    // Every event delivered twice; fallback polls far apart, so only the webhook can bring
+    // the URL within the test's time.
+    let world = World::new(
+        "hookdata",
+        &[
+            "--master-prepare-delay",
+            "2s",
+            "--webhook-secret",
+            "whsec-sim",
+            "--webhook-duplicate",
+        ],
+        &[
+            "--webhook-addr",
+            "127.0.0.1:0",
+            "--webhook-secrets",
+            "whsec-sim",
+            "--webhook-poll-interval",
+            "10m",
+        ],
+    )
+    .await;
+    world.deliver_webhooks_to_operator().await;
+    let asset = world.admin.seed_asset(json!({"size": 1000})).await.unwrap();
+    world
+        .create(
+            "fromevent",
+            json!({"source": {"assetId": asset.id}, "credentialsSecretRef": {"name": "mux"}}),
+        )
+        .await
+        .unwrap();
+    let ready = world
+        .wait("fromevent", "Ready with the webhook's URL", is_ready)
+        .await;
+    let sim = world.admin.inspect(&asset.id).await.unwrap();
+    assert!(
+        sim["master_ready_unix_ms"].as_i64().is_some(),
+        "ready at Mux"
+    );
+
+    let log = world.admin.requests().await.unwrap();
+    let of_asset: Vec<_> = log
+        .iter()
+        .filter(|r| r.id.as_deref() == Some(asset.id.as_str()))
+        .collect();
+    let put_at = of_asset
+        .iter()
+        .find(|r| r.method == "PUT")
+        .expect("a PUT")
+        .at_ms;
+    let gets_after_put = of_asset
+        .iter()
+        .filter(|r| r.method == "GET" && r.route == ASSET_ROUTE && r.at_ms >= put_at)
+        .count();
+    assert_eq!(
+        gets_after_put, 0,
+        "the master.ready event (sent twice) carried the asset: no GET after the PUT"
+    );
+    assert_eq!(of_asset.len(), 2, "one GET and one PUT for the grant");
+    assert!(master_url(&ready).is_some());
+    let secret = world.secrets().get("fromevent-master").await.unwrap();
+    assert_eq!(
+        secret.data.unwrap()["url"].0,
+        master_url(&ready).unwrap().into_bytes()
+    );
+}

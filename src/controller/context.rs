@@ -12,8 +12,9 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
 use super::copy_policy::CopySettings;
+use super::expiries::ExpiryRecord;
 use super::policy::{Grant, Settings};
-use super::sweeper::ExpiryRecord;
+use super::snapshots::Snapshots;
 use super::wakeup::Wakeups;
 use crate::metrics::Metrics;
 use crate::resource::{MasterExport, MasterExportStatus};
@@ -62,6 +63,8 @@ pub struct Context {
     pub copy: CopySettings,
     /// When each published URL expires: the sweeper's timers and the expiry gauge.
     pub expiries: ExpiryRecord,
+    /// The assets verified webhooks carried, used instead of a GET while they are news.
+    pub snapshots: Arc<Snapshots>,
     /// Consecutive failures per resource, for backoff; forgotten on success.
     failures: Mutex<HashMap<ObjectRef<MasterExport>, u32>>,
     /// The latest URL grant recorded per asset (any resource on it), with its window: what
@@ -81,7 +84,29 @@ impl Context {
         wakeups: Arc<Wakeups>,
         options: Options,
     ) -> Self {
+        Self::with_snapshots(
+            client,
+            mux,
+            recorder,
+            metrics,
+            wakeups,
+            options,
+            Arc::default(),
+        )
+    }
+
+    /// As [`Context::new`], sharing `snapshots` with the webhook endpoint that fills it.
+    pub fn with_snapshots(
+        client: Client,
+        mux: MuxClients,
+        recorder: Recorder,
+        metrics: Metrics,
+        wakeups: Arc<Wakeups>,
+        options: Options,
+        snapshots: Arc<Snapshots>,
+    ) -> Self {
         Self {
+            snapshots,
             client,
             mux,
             recorder,
@@ -168,6 +193,15 @@ impl Context {
     pub(crate) fn forget(&self, obj: &MasterExport) {
         self.expiries
             .track(&obj.namespace().unwrap_or_default(), &obj.name_any(), None);
+        let asset = obj.status.as_ref().and_then(|s| s.asset.as_ref());
+        if let Some(asset) = asset
+            && self
+                .wakeups
+                .others_on(&asset.id, &ObjectRef::from(obj))
+                .is_empty()
+        {
+            self.snapshots.forget(&asset.id);
+        }
         self.succeeded(obj);
         self.wakeups.take_poke(&ObjectRef::from(obj));
     }

@@ -171,7 +171,14 @@ fn quantities(cpu: &str, memory: &str) -> BTreeMap<String, Quantity> {
 }
 
 /// The copy Job: hardened, owned by the resource, the URL only by reference to its Secret.
-pub fn build_job(obj: &MasterExport, job_name: &str, settings: &CopySettings) -> Job {
+/// `master_ready_at`: when the controller saw the master ready (the status' `readyAt`); the
+/// copier then calls the length final no sooner than `settings.min_age` after it.
+pub fn build_job(
+    obj: &MasterExport,
+    job_name: &str,
+    master_ready_at: Option<jiff::Timestamp>,
+    settings: &CopySettings,
+) -> Job {
     let destination = obj.spec.destination.clone().unwrap_or_default();
     let name = obj.name_label();
     let labels: BTreeMap<String, String> = [
@@ -216,6 +223,11 @@ pub fn build_job(obj: &MasterExport, job_name: &str, settings: &CopySettings) ->
     }
     if destination.skip_mp4_check {
         envs.push(env("MMO_SKIP_MP4_CHECK", "true"));
+    }
+    // The settle checks alone cannot tell a finished file from a writer that pauses.
+    if let Some(ready_at) = master_ready_at {
+        envs.push(env("MMO_MASTER_READY_AT", ready_at.to_string()));
+        envs.push(env("MMO_MIN_AGE", mux::duration::format(settings.min_age)));
     }
     // A file:// destination must stay on its volume (the copier refuses any other path).
     if let Some(volume) = &destination.volume {

@@ -5,7 +5,8 @@
 //! Rules:
 //! - one copy per destination and generation; a new destination or a new generation after a
 //!   failure starts a new copy (attempts count from 1 again);
-//! - a Job runs only while a URL is published, and never two at once (the reconciler deletes
+//! - a Job runs only while a URL is published, and is created only once the URL Secret holds
+//!   that URL (the pod reads it from there); never two at once (the reconciler deletes
 //!   superseded Jobs before creating one);
 //! - an expired URL (the copy's `UrlExpired`) gets a fresh URL first, then a new Job;
 //!   transient failures get a new Job, up to `max_attempts`; the rest stop and say why;
@@ -37,6 +38,9 @@ pub struct CopySettings {
     pub deadline: Duration,
     pub max_attempts: u32,
     pub ttl_after_finished: Duration,
+    /// The age the master must have after it became ready before a copy calls its length
+    /// final (the copier's `--min-age`): Mux's files have been seen to grow after `ready`.
+    pub min_age: Duration,
 }
 
 impl Default for CopySettings {
@@ -50,6 +54,7 @@ impl Default for CopySettings {
             deadline: Duration::from_secs(6 * 3600),
             max_attempts: 4,
             ttl_after_finished: Duration::from_secs(24 * 3600),
+            min_age: Duration::from_secs(60),
         }
     }
 }
@@ -80,6 +85,9 @@ pub struct CopyInput<'a> {
     /// A URL is published now, requested at this instant.
     pub url_requested_at: Option<Timestamp>,
     pub url_published: bool,
+    /// The URL Secret holds that URL already (as read or written by this reconcile): the Job
+    /// reads its URL from the Secret, so it starts only then.
+    pub url_in_secret: bool,
     pub job: JobOutcome,
     pub now: Timestamp,
     /// Jobs to try for one copy before giving up on transient failures.
@@ -101,6 +109,9 @@ pub struct CopyDecision {
     pub done: bool,
     /// Stopped: a person must act (`reason`, `message`).
     pub stalled: Option<(String, String)>,
+    /// A Job is due, but the URL Secret does not hold the current URL yet: publish it (the
+    /// Secret first), then look again at once.
+    pub publish_first: bool,
 }
 
 /// A deterministic Job name for (resource and its UID, destination identity, generation,
@@ -111,6 +122,14 @@ pub fn job_name(name: &str, uid: &str, destination: &str, generation: i64, attem
     let suffix = format!("-copy-{}-{attempt}", &hex::encode(digest)[..8]);
     let keep = 63usize.saturating_sub(suffix.len()).min(name.len());
     format!("{}{suffix}", name[..keep].trim_end_matches(['-', '.']))
+}
+
+/// The instant a copy Job is told the master became ready, from the status' `readyAt`. The
+/// status holds whole seconds (Kubernetes' time format drops the fraction), so the second it
+/// may have lost is added back: the same answer from memory or after a restart, and never
+/// before the master was ready, so the copier never counts its minimum age from too early.
+pub fn ready_time_for_copy(ready_at: Timestamp) -> Timestamp {
+    Timestamp::from_second(ready_at.as_second().saturating_add(1)).unwrap_or(ready_at)
 }
 
 /// Whether another Job may succeed where this attempt failed.
@@ -161,6 +180,20 @@ pub fn decide_copy(input: &CopyInput<'_>) -> CopyDecision {
         Some(Wanted::new(COPIED, status, reason, message))
     };
     let start = |attempt: u32, previous: Option<&CopyStatus>| {
+        // A pod started now could find no Secret (a real kubelet then retries) or an older
+        // URL in it (one about to be withdrawn, or expired): the Secret comes first.
+        if !input.url_in_secret {
+            return CopyDecision {
+                copy: previous.cloned(),
+                condition: wanted(
+                    false,
+                    "WaitingForUrl",
+                    "the copy starts once the URL Secret holds the current URL".into(),
+                ),
+                publish_first: true,
+                ..Default::default()
+            };
+        }
         let job = job_name(input.name, input.uid, &identity, input.generation, attempt);
         CopyDecision {
             copy: Some(CopyStatus {

@@ -1,9 +1,16 @@
 //! When each published URL expires, soonest first: what the expiry sweeper works from, so an
 //! expired URL is withdrawn on time even when every reconcile worker is busy waiting on Mux.
+//!
+//! [`ExpiryRecord`] is the one record of when each published URL expires: reconciles write
+//! it, the sweeper's timer reads it, and the `url_expires_in_seconds` gauge is fed from it
+//! only, so the two cannot disagree.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
 
 use jiff::Timestamp;
+
+use crate::metrics::Metrics;
 
 /// A resource, as (namespace, name).
 pub type Key = (String, String);
@@ -51,6 +58,49 @@ impl Expiries {
 
     pub fn is_empty(&self) -> bool {
         self.by_key.is_empty()
+    }
+}
+
+/// When each published URL expires, for the sweeper and the gauge.
+pub struct ExpiryRecord {
+    index: Mutex<Expiries>,
+    changed: tokio::sync::Notify,
+    metrics: Metrics,
+}
+
+impl ExpiryRecord {
+    pub fn new(metrics: Metrics) -> Self {
+        Self {
+            index: Mutex::default(),
+            changed: tokio::sync::Notify::new(),
+            metrics,
+        }
+    }
+
+    /// Records when `namespace/name`'s published URL expires (`None`: it publishes none).
+    pub fn track(&self, namespace: &str, name: &str, expires_at: Option<Timestamp>) {
+        let key: Key = (namespace.to_string(), name.to_string());
+        self.metrics.set_expiry(namespace, name, expires_at);
+        self.index
+            .lock()
+            .expect("expiries lock")
+            .set(key, expires_at);
+        self.changed.notify_one();
+    }
+
+    pub(super) fn next(&self) -> Option<Timestamp> {
+        self.index.lock().expect("expiries lock").next()
+    }
+
+    /// Resolves when an expiry is recorded after this call (the sweeper's timer re-arms).
+    pub(super) fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
+    }
+
+    /// The resources whose URL has expired by `now`; their timers are disarmed (the gauge
+    /// keeps them until the withdrawal is recorded).
+    pub(super) fn take_due(&self, now: Timestamp) -> Vec<Key> {
+        self.index.lock().expect("expiries lock").take_due(now)
     }
 }
 

@@ -1,6 +1,6 @@
 //! The reconciler's reads and writes at Mux: the client for a resource's credentials, the
-//! asset, the live stream, changes of master access, and the deadline a published URL puts
-//! on all of them.
+//! asset (or the webhook snapshot standing for it), the live stream, changes of master
+//! access, and the deadline a published URL puts on all of them.
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
@@ -10,6 +10,7 @@ use super::context::{Context, TOKEN_ID_KEY, TOKEN_SECRET_KEY};
 use super::error::{Error, SourceKind};
 use super::policy::{self, LiveSource, SourceLookup, with_margin};
 use super::publisher::published_expiry;
+use crate::metrics::SourceLabels;
 use crate::resource::{MasterExport, MasterExportStatus};
 use mux::types::{Asset, MasterAccess};
 use mux::{Credentials, MuxClient};
@@ -30,6 +31,29 @@ pub async fn before_expiry<T>(
         .unwrap_or(Err(Error::ExpiredWhileWaiting))
 }
 
+/// The asset as Mux shows it: the webhook snapshot when it is newer than anything recorded
+/// about the asset (see `snapshots`), else a GET, whose sending is then recorded (its answer
+/// is at least that new).
+pub async fn current_asset(
+    ctx: &Context,
+    mux: &MuxClient,
+    id: &str,
+    status: &MasterExportStatus,
+) -> Result<Asset, Error> {
+    if let Some(asset) = ctx.snapshots.usable(id, status) {
+        ctx.metrics.asset_reads.get_or_create(&FROM_WEBHOOK).inc();
+        return Ok(asset);
+    }
+    let sent = Timestamp::now();
+    let asset = get_asset(mux, id).await?;
+    ctx.snapshots.record(id, sent);
+    ctx.metrics.asset_reads.get_or_create(&FROM_MUX).inc();
+    Ok(asset)
+}
+
+const FROM_WEBHOOK: SourceLabels = SourceLabels { source: "webhook" };
+const FROM_MUX: SourceLabels = SourceLabels { source: "mux" };
+
 pub async fn get_asset(mux: &MuxClient, id: &str) -> Result<Asset, Error> {
     mux.get_asset(id)
         .await
@@ -40,6 +64,19 @@ pub async fn put_access(mux: &MuxClient, id: &str, access: MasterAccess) -> Resu
     mux.update_master_access(id, access)
         .await
         .map_err(Error::from_mux_on(SourceKind::Asset, id))
+}
+
+/// Changes master access; the answer's arrival is recorded: Mux applied the change by then,
+/// so only a snapshot created after it may stand for the asset.
+pub async fn change_access(
+    ctx: &Context,
+    mux: &MuxClient,
+    id: &str,
+    access: MasterAccess,
+) -> Result<Asset, Error> {
+    let asset = put_access(mux, id, access).await?;
+    ctx.snapshots.record(id, Timestamp::now());
+    Ok(asset)
 }
 
 /// The asset to export: the spec's, the live stream's recording already chosen, or the

@@ -38,6 +38,7 @@
 //! it leaves `Failed` as soon as what Mux shows allows.
 
 mod access;
+pub mod deletion;
 mod failure;
 mod ready;
 mod source;
@@ -72,6 +73,8 @@ pub struct Settings {
     pub poll_max: Duration,
     /// How often to look again at something only a person can fix.
     pub stalled_recheck: Duration,
+    /// Whether `afterCopy.deleteAsset` may delete assets from Mux (`--allow-asset-deletion`).
+    pub allow_asset_deletion: bool,
 }
 
 impl Default for Settings {
@@ -81,6 +84,7 @@ impl Default for Settings {
             poll_min: Duration::from_secs(1),
             poll_max: Duration::from_secs(30),
             stalled_recheck: Duration::from_secs(600),
+            allow_asset_deletion: false,
         }
     }
 }

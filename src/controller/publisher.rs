@@ -245,6 +245,14 @@ impl<'a> Publisher<'a> {
         Ok(status)
     }
 
+    /// Whether the URL Secret, as this reconcile read or wrote it, is ours and holds `url`: a
+    /// copy Job, which reads its URL from the Secret, may start only then. Not read yet: no.
+    pub fn secret_holds(&self, url: &str) -> bool {
+        self.secret
+            .as_ref()
+            .is_some_and(|s| s.ours && s.data.get("url").is_some_and(|v| v.0 == url.as_bytes()))
+    }
+
     /// The status as last recorded by this reconcile (or as read, if it wrote none).
     pub fn recorded(&self) -> &MasterExportStatus {
         &self.recorded

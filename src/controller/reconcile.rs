@@ -19,10 +19,12 @@ use super::conditions::Summary;
 use super::context::Context;
 use super::copy_job;
 use super::copy_policy::{self, CopyInput, JobOutcome};
+use super::copy_progress;
+use super::deletion;
 use super::error::Error;
 use super::events::{self, Note};
 use super::mux_calls::{
-    before_expiry, get_asset, mux_client, mux_client_to_clean_up, put_access, source_asset,
+    before_expiry, change_access, current_asset, mux_client, mux_client_to_clean_up, source_asset,
 };
 use super::policy::{self, Failure, LiveSource, Observation, Step, with_margin};
 use super::publisher::{self, Publisher, published_expiry, published_url};
@@ -77,11 +79,25 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
     if obj.spec.suspend {
         return Ok(Action::await_change());
     }
+    // Deleted from Mux after its archive: nothing more to ask Mux.
+    if let Some(action) = deletion::after_deleted(&obj, ctx, &previous).await? {
+        return Ok(action);
+    }
     let mut publisher = Publisher::new(&obj, ctx, &previous);
     let previous = publisher.with_stored_url(previous).await?;
     // A webhook about this resource's asset: ask Mux, whatever the status says.
     let poked = ctx.wakeups.take_poke(&ObjectRef::from(&*obj));
-    if poked.is_none() && policy::can_skip_mux(&obj.spec, &previous, obj.meta().generation, now) {
+    // A copy running with a fresh URL: only its progress to read (no Mux call).
+    if poked.is_none()
+        && copy_progress::progress_only(&obj.spec, &previous, obj.meta().generation, now)
+        && let Some(action) = copy_progress::refresh(&obj, ctx, &mut publisher, &previous).await?
+    {
+        return Ok(action);
+    }
+    if poked.is_none()
+        && !deletion::involved(&obj, &previous)
+        && policy::can_skip_mux(&obj.spec, &previous, obj.meta().generation, now)
+    {
         publisher.restore_secret(&previous).await?;
         track_expiry(&obj, ctx, &previous);
         ctx.record_grant(&previous);
@@ -102,7 +118,8 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
     spec.access = policy::effective_access(&obj.spec, &recorded);
     let converged = async {
         let (step, changed) = converge(&obj, &spec, ctx, recorded, &mut publisher).await?;
-        let mut step = copy_step(&obj, ctx, step).await?;
+        let step = copy_step(&obj, ctx, step, &publisher).await?;
+        let mut step = deletion::step(&obj, ctx, &mut publisher, step).await?;
         publisher.publish(&mut step.status, &step.summary).await?;
         Ok::<_, Error>((step, changed))
     }
@@ -181,7 +198,7 @@ async fn converge(
             return Ok((step, false));
         }
     };
-    let mut asset = before_expiry(&status, get_asset(&mux, &asset_id)).await?;
+    let mut asset = before_expiry(&status, current_asset(ctx, &mux, &asset_id, &status)).await?;
     let spread_seed = policy::spread_seed(&obj.uid().unwrap_or_else(|| obj.name_any()));
     // The asset's access is decided over every resource on it.
     let others_wanting = ctx.others_wanting(&asset_id, obj);
@@ -214,7 +231,7 @@ async fn converge(
             withdraw_shared_url(obj, ctx, &asset_id, &status).await?;
         }
         tracing::info!(name = %obj.name_any(), asset = %asset_id, ?operation, access = access.as_str(), "changing master access");
-        asset = before_expiry(&intent, put_access(&mux, &asset_id, access)).await?;
+        asset = before_expiry(&intent, change_access(ctx, &mux, &asset_id, access)).await?;
         changed = true;
         if operation == Operation::Revoke {
             let message = format!("master access to asset {asset_id} turned off");
@@ -281,7 +298,12 @@ async fn withdraw_shared_url(
 
 /// The archive copy: observe the current Job, let the copy policy decide, start the Job it
 /// asks for, and fold the decision into the step.
-async fn copy_step(obj: &MasterExport, ctx: &Context, step: Step) -> Result<Step, Error> {
+async fn copy_step(
+    obj: &MasterExport,
+    ctx: &Context,
+    step: Step,
+    publisher: &Publisher<'_>,
+) -> Result<Step, Error> {
     if !copy_policy::has_copy_work(&obj.spec, &step.status) {
         return Ok(step);
     }
@@ -309,23 +331,26 @@ async fn copy_step(obj: &MasterExport, ctx: &Context, step: Step) -> Result<Step
         copy: step.status.copy.as_ref(),
         url_requested_at: master.requested_at.as_ref().map(|t| t.0),
         url_published: master.url.is_some(),
+        url_in_secret: master
+            .url
+            .as_deref()
+            .is_some_and(|url| publisher.secret_holds(url)),
         job,
         now,
         max_attempts: ctx.copy.max_attempts,
     });
     if let Some(job_name) = &decision.create_job {
-        let job = copy_job::build_job(obj, job_name, &ctx.copy);
+        let ready_at = master
+            .ready_at
+            .as_ref()
+            .map(|t| copy_policy::ready_time_for_copy(t.0));
+        let job = copy_job::build_job(obj, job_name, ready_at, &ctx.copy);
         copy_job::create_exclusive(&ctx.client, &namespace, &obj.name_label(), &job).await?;
         let message = format!("copy Job {job_name} started");
         events::publish(obj, ctx, Note::normal("CopyStarted", message)).await;
     }
-    Ok(copy_policy::fold_copy(
-        &obj.spec,
-        obj.meta().generation,
-        &decision,
-        step,
-        now,
-    ))
+    let step = copy_policy::fold_copy(&obj.spec, obj.meta().generation, &decision, step, now);
+    Ok(copy_progress::attach(&ctx.client, &namespace, step).await)
 }
 
 fn track_expiry(obj: &MasterExport, ctx: &Context, status: &MasterExportStatus) {
@@ -359,7 +384,7 @@ async fn cleanup(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error>
         return Ok(Action::await_change());
     }
     let outcome = match mux_client_to_clean_up(&obj, ctx).await {
-        Ok(mux) => put_access(&mux, &asset_id, MasterAccess::None)
+        Ok(mux) => change_access(ctx, &mux, &asset_id, MasterAccess::None)
             .await
             .map(|_| ()),
         Err(e) => Err(e),

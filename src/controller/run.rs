@@ -6,7 +6,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt, TryStreamExt};
-use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::utils::Predicate;
@@ -18,8 +17,10 @@ use super::copy_policy::CopySettings;
 use super::index::SourceIndex;
 use super::policy::Settings;
 use super::reconcile::{error_policy, reconcile};
+use super::snapshots::{self, Snapshots};
 use super::sweeper::sweep_expired_urls;
 use super::wakeup::Wakeups;
+use super::watches;
 use crate::leader::{Elector, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::resource::MasterExport;
@@ -107,6 +108,10 @@ pub struct RunArgs {
     /// Jobs to try for one copy before giving up on transient failures.
     #[arg(long, env = "COPY_MAX_ATTEMPTS", default_value_t = 4)]
     pub copy_max_attempts: u32,
+    /// How old a master must be after it became ready before a copy calls its length final
+    /// (Mux's files have been seen to grow after `ready`); passed to each copy Job.
+    #[arg(long, env = "COPY_MIN_AGE", default_value = "1m", value_parser = duration_arg)]
+    pub copy_min_age: Duration,
     /// Without a verified webhook for this long, polling returns to its fast pace.
     #[arg(long, env = "WEBHOOK_STALE_AFTER", default_value = "30m", value_parser = duration_arg)]
     pub webhook_stale_after: Duration,
@@ -115,6 +120,11 @@ pub struct RunArgs {
     /// (the URL is a bearer credential until it expires).
     #[arg(long, env = "URL_IN_STATUS", default_value_t = true, action = clap::ArgAction::Set)]
     pub url_in_status: bool,
+    /// Let `afterCopy.deleteAsset` delete assets from Mux (after a verified copy, its grace
+    /// period and a fresh check of the archive). Off: such resources say so in a Stalled
+    /// condition and nothing is deleted.
+    #[arg(long, env = "ALLOW_ASSET_DELETION")]
+    pub allow_asset_deletion: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -208,6 +218,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         url_lifetime: args.url_lifetime,
         poll_min: args.poll_min,
         poll_max: args.poll_max,
+        allow_asset_deletion: args.allow_asset_deletion,
         ..Settings::default()
     };
     // MasterExportSets: their own controller, sharing the Mux clients (so each token's limiter).
@@ -216,6 +227,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             .with_gauges(metrics.sets.clone()),
     );
     let webhooks_on = args.webhook_addr.is_some();
+    let snapshots = Arc::new(Snapshots::default());
     let wakeups = Arc::new(Wakeups::new(webhooks_on, args.webhook_stale_after));
     if let Some(addr) = args.webhook_addr {
         let secrets: Vec<String> = args
@@ -236,8 +248,17 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         tracing::info!(addr = %bound, path = webhooks::PATH, "serving Mux webhooks");
         let sink_wakeups = wakeups.clone();
         let sink_sets = sets.clone();
+        let sink_snapshots = snapshots.clone();
         let sink: webhooks::EventSink = Arc::new(move |event, received| {
             sink_sets.on_webhook(&event.kind);
+            // The asset it carries stands in for a GET; one that is not news (a duplicate, a
+            // late delivery) wakes nobody.
+            if let Some(snapshot) = snapshots::trusted(event)
+                && !sink_snapshots.offer(snapshot)
+            {
+                tracing::debug!(kind = %event.kind, object = %event.object.id, "webhook: nothing new");
+                return;
+            }
             let woken = sink_wakeups.on_event(event, received);
             tracing::debug!(kind = %event.kind, object = %event.object.id, woken, "webhook");
         });
@@ -249,7 +270,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         let router = webhooks::router(config, metrics.clone(), sink);
         tokio::spawn(async move { axum::serve(listener, router).await });
     }
-    let ctx = Arc::new(Context::new(
+    let ctx = Arc::new(Context::with_snapshots(
         client.clone(),
         mux,
         recorder,
@@ -264,9 +285,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
                 image: args.copy_image.clone(),
                 deadline: args.copy_deadline,
                 max_attempts: args.copy_max_attempts.max(1),
+                min_age: args.copy_min_age,
                 ..CopySettings::default()
             },
         },
+        snapshots,
     ));
 
     tokio::spawn(sweep_expired_urls(ctx.clone()));
@@ -291,6 +314,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         let freed = wakeups.clone();
         let objects = watcher(api, watcher::Config::default().any_semantic())
             .default_backoff()
+            .modify(watches::trim)
             .map_ok(move |event| {
                 index_writer
                     .write()
@@ -312,15 +336,13 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             );
         let (queue, woken) = futures::channel::mpsc::channel(4096);
         wakeups.add(scope.clone(), index, queue);
-        let jobs: Api<Job> = match &scope {
-            None => Api::all(client.clone()),
-            Some(ns) => Api::namespaced(client.clone(), ns),
-        };
         let controller = Controller::for_stream(objects, reader)
-            .owns(
-                jobs,
-                watcher::Config::default().labels("app.kubernetes.io/component=copy"),
-            )
+            .owns_stream(watches::copy_job_changes(client.clone(), scope.as_deref()))
+            // A URL Secret deleted or edited by hand is restored at once.
+            .owns_stream(watches::url_secret_changes(
+                client.clone(),
+                scope.as_deref(),
+            ))
             .reconcile_on(woken)
             .with_config(ControllerConfig::default().concurrency(args.concurrency))
             .shutdown_on_signal();

@@ -82,6 +82,45 @@ impl Existing {
     }
 }
 
+/// The size and recorded digest (`sha256`, `size`) of the object at `path`, `None` if there is
+/// none: in its metadata or, where it has none (S3 objects are published without, see
+/// `sidecar`), in the sidecar `<path>.sha256` naming its ETag. What a copy reads back, and what
+/// the operator checks again just before it deletes an archived asset from Mux.
+pub async fn recorded_object(
+    store: &dyn ObjectStore,
+    path: &Path,
+) -> Result<Option<Existing>, object_store::Error> {
+    let options = GetOptions {
+        head: true,
+        ..Default::default()
+    };
+    let mut existing = match store.get_opts(path, options).await {
+        Ok(result) => {
+            let meta = |key: &'static str| {
+                result
+                    .attributes
+                    .get(&Attribute::Metadata(key.into()))
+                    .map(|v| v.as_ref().trim().to_owned())
+            };
+            Existing {
+                size: result.meta.size,
+                sha256: meta(META_SHA256).map(|s| s.to_ascii_lowercase()),
+                recorded_size: meta(META_SIZE).and_then(|s| s.parse().ok()),
+                e_tag: result.meta.e_tag.clone(),
+            }
+        }
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if existing.sha256.is_none()
+        && let Some(recorded) = read_sidecar(store, path, existing.e_tag.as_deref()).await?
+    {
+        existing.sha256 = Some(recorded.sha256);
+        existing.recorded_size = recorded.size;
+    }
+    Ok(Some(existing))
+}
+
 /// `.` or `..`, also percent-encoded (`%2e`), which URL parsing resolves away.
 fn is_dot_segment(segment: &str) -> bool {
     let lowered = segment.to_ascii_lowercase().replace("%2e", ".");
@@ -227,51 +266,14 @@ impl Destination {
         if let Some(file) = &self.file {
             return Ok(local_existing(file));
         }
-        let Some(mut existing) = self.object_meta(&self.path).await? else {
-            return Ok(None);
-        };
-        if existing.sha256.is_none() && self.backend == Backend::S3 {
-            let e_tag = existing.e_tag.as_deref();
-            let recorded = read_sidecar(self.store.as_ref(), &self.path, e_tag)
-                .await
-                .map_err(|e| {
-                    CopyError::store(format!("reading the sidecar of {}", self.display), e)
-                })?;
-            if let Some(recorded) = recorded {
-                existing.sha256 = Some(recorded.sha256);
-                existing.recorded_size = recorded.size;
-            }
-        }
-        Ok(Some(existing))
+        self.object_meta(&self.path).await
     }
 
     /// The size and recorded metadata of an object in the store.
     pub async fn object_meta(&self, path: &Path) -> Result<Option<Existing>, CopyError> {
-        let options = GetOptions {
-            head: true,
-            ..Default::default()
-        };
-        match self.store.get_opts(path, options).await {
-            Ok(result) => {
-                let meta = |key: &'static str| {
-                    result
-                        .attributes
-                        .get(&Attribute::Metadata(key.into()))
-                        .map(|v| v.as_ref().trim().to_owned())
-                };
-                Ok(Some(Existing {
-                    size: result.meta.size,
-                    sha256: meta(META_SHA256).map(|s| s.to_ascii_lowercase()),
-                    recorded_size: meta(META_SIZE).and_then(|s| s.parse().ok()),
-                    e_tag: result.meta.e_tag.clone(),
-                }))
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(CopyError::store(
-                format!("reading {}", self.name_of(path)),
-                e,
-            )),
-        }
+        recorded_object(self.store.as_ref(), path)
+            .await
+            .map_err(|e| CopyError::store(format!("reading {}", self.name_of(path)), e))
     }
 
     /// `scheme://bucket/path` for an object of this destination.

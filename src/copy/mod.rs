@@ -188,6 +188,7 @@ mod finalize;
 mod local;
 mod mp4;
 mod progress;
+mod progress_line;
 mod read_back;
 mod report;
 mod retries;
@@ -204,7 +205,9 @@ mod verify;
 use std::process::ExitCode;
 
 pub use args::{CopyArgs, FinalizeMode};
+pub use destination::{Existing, recorded_object};
 pub use error::{CopyError, Reason};
+pub use progress_line::ProgressLine;
 pub use report::Report;
 
 use tokio_util::sync::CancellationToken;

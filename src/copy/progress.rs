@@ -48,6 +48,13 @@ impl Progress {
             "copied {}{of_total}{percent} at {rate:.1} MB/s",
             human(done)
         );
+        // The controller's reading of the same numbers (the pod's log; see `progress_line`).
+        super::progress_line::ProgressLine {
+            done,
+            total,
+            bytes_per_second: (rate * 1e6) as u64,
+        }
+        .emit();
         self.last = now;
         self.last_done = done;
     }

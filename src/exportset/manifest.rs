@@ -6,8 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, Client, ResourceExt};
+use kube::{Client, ResourceExt};
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
@@ -15,7 +14,7 @@ use sha2::Digest;
 use super::children::{ASSET_ANNOTATION, LIVE_STREAM_ANNOTATION, PASSTHROUGH_ANNOTATION};
 use super::plan::ChildState;
 use super::resource::{ManifestStatus, MasterExportSet};
-use crate::resource::{Destination, MasterExport};
+use crate::resource::{DeletionState, Destination, MasterExport};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 /// One line of the manifest.
@@ -34,6 +33,10 @@ pub struct Entry {
     /// RFC 3339.
     #[serde(default)]
     pub copied_at: Option<String>,
+    /// When the asset was deleted from Mux after this archive (`afterCopy.deleteAsset`):
+    /// from then on the archive is the only copy. RFC 3339; absent while the asset is at Mux.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_from_mux_at: Option<String>,
 }
 
 /// Where the manifest of a set goes: beside the archive, at the pattern's fixed prefix (the
@@ -82,10 +85,19 @@ pub fn entries(children: &[MasterExport]) -> Vec<Entry> {
             size,
             sha256,
             copied_at: copy.completed_at.as_ref().map(|t| t.0.to_string()),
+            deleted_from_mux_at: deleted_from_mux_at(child),
         };
         by_asset.insert(asset_id, entry);
     }
     by_asset.into_values().collect()
+}
+
+/// When the child's asset was deleted from Mux, if it was.
+fn deleted_from_mux_at(child: &MasterExport) -> Option<String> {
+    let deletion = child.status.as_ref()?.deletion.as_ref()?;
+    (deletion.state == DeletionState::Deleted)
+        .then(|| deletion.deleted_at.as_ref().map(|t| t.0.to_string()))
+        .flatten()
 }
 
 /// The manifest's bytes and their SHA-256.
@@ -107,38 +119,7 @@ pub async fn write(
     url: &str,
     body: String,
 ) -> Result<(), String> {
-    let mut options: Vec<(String, String)> = Vec::new();
-    if let Some(secret) = &destination.credentials_secret_ref {
-        let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-        let found = secrets
-            .get(&secret.name)
-            .await
-            .map_err(|e| format!("the destination's Secret {}: {e}", secret.name))?;
-        for (key, value) in found.data.unwrap_or_default() {
-            if let Ok(value) = String::from_utf8(value.0) {
-                options.push((key, value.trim().to_string()));
-            }
-        }
-    }
-    if url.starts_with("s3://") {
-        if let Some(endpoint) = &destination.endpoint {
-            options.push(("aws_endpoint".into(), endpoint.clone()));
-            if endpoint.starts_with("http://") {
-                options.push(("allow_http".into(), "true".into()));
-            }
-        }
-        if let Some(region) = &destination.region {
-            options.push(("aws_region".into(), region.clone()));
-        }
-        let virtual_hosted = !destination.path_style && destination.endpoint.is_none();
-        options.push((
-            "aws_virtual_hosted_style_request".into(),
-            virtual_hosted.to_string(),
-        ));
-    }
-    let parsed = url::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
-    let (store, path) =
-        object_store::parse_url_opts(&parsed, options).map_err(|e| format!("{url}: {e}"))?;
+    let (store, path) = super::store::open(client, namespace, destination, url).await?;
     store
         .put(&path, PutPayload::from(body))
         .await
@@ -313,5 +294,24 @@ mod tests {
         assert_eq!(lines[0].copied_at.as_deref(), Some("2026-01-02T03:04:05Z"));
         assert_eq!(digest, render(&entries(&children)).1, "deterministic");
         assert_ne!(digest, render(&entries(&children[..1])).1);
+    }
+
+    #[test]
+    fn a_line_records_the_deletion_from_mux() {
+        let mut deleted = child("A1", "Copied", Some("aa"));
+        let record = json!({"state": "Deleted", "assetId": "A1", "object": "s3://b/A1", "size": 7,
+            "sha256": "aa", "scheduledAt": "2026-01-02T03:04:05Z", "dueAt": "2026-01-03T03:04:05Z",
+            "deletedAt": "2026-01-03T03:04:06Z"});
+        deleted.status.as_mut().unwrap().deletion = Some(serde_json::from_value(record).unwrap());
+        let kept = child("B2", "Copied", Some("bb"));
+        let (text, _) = render(&entries(&[deleted, kept]));
+        let lines: Vec<&str> = text.lines().collect();
+        let first: Entry = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(
+            first.deleted_from_mux_at.as_deref(),
+            Some("2026-01-03T03:04:06Z")
+        );
+        // A line of an asset still at Mux is as before: no such field.
+        assert!(!lines[1].contains("deletedFromMuxAt"), "{}", lines[1]);
     }
 }

@@ -121,6 +121,7 @@ impl ExportManifestsArgs {
                     .revoke_after_copy
                     .then_some(crate::resource::AfterCopy {
                         revoke_access: true,
+                        ..Default::default()
                     }),
                 ..ExportTemplate::default()
             },

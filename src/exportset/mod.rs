@@ -7,6 +7,7 @@
 //! controller).
 
 pub mod children;
+pub mod copying;
 pub mod discovery;
 pub mod manifest;
 pub mod manifests;
@@ -18,5 +19,6 @@ pub mod rescan;
 pub mod resource;
 pub mod run;
 pub mod selector;
+pub mod store;
 pub mod summary;
 pub mod verify;

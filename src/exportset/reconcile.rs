@@ -16,13 +16,14 @@ use mux::{ErrorKind, MuxClients};
 use serde_json::json;
 
 use super::children::{self, ASSET_DELETED_ANNOTATION, SET_UID_LABEL};
+use super::copying;
 use super::discovery::{self, Scanned};
 use super::manifest;
 use super::metrics::SetGauges;
 use super::pattern::Pattern;
 use super::plan::{self, Plan};
 use super::rescan::{self, Freshness};
-use super::resource::{ManifestStatus, MasterExportSet, MasterExportSetStatus};
+use super::resource::{ManifestStatus, MasterExportSet, MasterExportSetStatus, SetCopying};
 use super::summary::{self, Blocked};
 use crate::controller::conditions::{self, Summary};
 use crate::resource::MasterExport;
@@ -183,6 +184,7 @@ pub async fn reconcile(set: Arc<MasterExportSet>, ctx: Arc<SetContext>) -> Resul
         plan: &plan,
         scanned_at: scanned.at,
         manifest: kept.status,
+        copying: copying::sum(&listed.items),
     };
     write_status(&sets, &set, &summary, Some(progress)).await?;
     ctx.gauges.record(
@@ -268,6 +270,7 @@ struct Progress<'a> {
     plan: &'a Plan,
     scanned_at: Timestamp,
     manifest: Option<ManifestStatus>,
+    copying: Option<SetCopying>,
 }
 
 /// Server-side apply of the status: fields this manager no longer sets are removed.
@@ -295,6 +298,7 @@ async fn write_status(
             plan,
             scanned_at,
             manifest,
+            copying,
         }) => MasterExportSetStatus {
             observed_generation: set.metadata.generation,
             conditions,
@@ -304,6 +308,7 @@ async fn write_status(
             last_scan: Some(Time(scanned_at)),
             manifest,
             failed_children: plan.failed.iter().take(NAMED_FAILURES).cloned().collect(),
+            copying,
         },
         // Blocked: the conditions say why; the counts stay as they were.
         None => MasterExportSetStatus {

@@ -111,6 +111,7 @@ pub struct PassthroughMatch {
 /// Everything a child MasterExport has but its source (and its URL Secret, named after it).
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.afterCopy) || !has(self.afterCopy.deleteAsset) || !self.afterCopy.deleteAsset || (has(self.destination) && !self.destination.url.startsWith('file://'))").message("afterCopy.deleteAsset needs a destination in an object store (s3://, gs://, az://): the operator reads each archived object back before it deletes"))]
 pub struct ExportTemplate {
     #[serde(default)]
     pub access: Access,
@@ -175,6 +176,22 @@ pub struct MasterExportSetStatus {
     /// The failed children (at most 50 named; `counts.failed` has them all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_children: Vec<String>,
+    /// The copies running now, summed over the children (absent when none reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copying: Option<SetCopying>,
+}
+
+/// The running copies of a set's children, summed.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SetCopying {
+    /// Running copies that reported their progress.
+    pub copies: u32,
+    pub bytes_done: u64,
+    /// The sum of their masters' lengths, when each is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_total: Option<u64>,
+    pub bytes_per_second: u64,
 }
 
 /// The selected assets by state. `total = waiting + inFlight + done + failed`.

@@ -281,6 +281,7 @@ mod tests {
             size: 5,
             sha256: "ab".into(),
             copied_at: None,
+            deleted_from_mux_at: None,
         }
     }
 

@@ -170,11 +170,12 @@ fn cluster_mode_grants_what_the_operator_does_and_nothing_more() {
         ("masterexport.io", "masterexportsets", "get list watch"),
         ("masterexport.io", "masterexportsets/status", "patch"),
         ("masterexport.io", "masterexportsets/finalizers", "update"),
-        ("", "secrets", "get create patch"),
+        ("", "secrets", "get list watch create patch"),
         ("events.k8s.io", "events", "create patch"),
         ("", "events", "create patch"),
         ("batch", "jobs", "get list watch create delete"),
         ("", "pods", "list"),
+        ("", "pods/log", "get"),
     ]
     .into_iter()
     .flat_map(|(group, resource, verbs)| {
@@ -209,7 +210,7 @@ fn namespaced_mode_grants_nothing_cluster_wide() {
         "{grants:#?}"
     );
     for namespace in ["media", "archive"] {
-        for verb in ["get", "create", "patch"] {
+        for verb in ["get", "list", "watch", "create", "patch"] {
             assert!(grants.contains(&(namespace.into(), "".into(), "secrets".into(), verb.into())));
         }
         assert!(grants.contains(&(
@@ -299,4 +300,26 @@ fn every_variable_the_chart_sets_is_one_the_operator_reads() {
             );
         }
     }
+}
+
+#[test]
+fn the_copies_minimum_age_after_ready_is_a_value() {
+    assert_eq!(
+        env(&render(&json!({})))["COPY_MIN_AGE"],
+        "1m",
+        "the operator's own default"
+    );
+    let shorter = render(&json!({"copy": {"minAge": "20s"}}));
+    assert_eq!(env(&shorter)["COPY_MIN_AGE"], "20s");
+}
+
+#[test]
+fn the_url_can_be_kept_out_of_the_status() {
+    assert_eq!(
+        env(&render(&json!({})))["URL_IN_STATUS"],
+        "true",
+        "by default the status publishes the URL, as before"
+    );
+    let secret_only = render(&json!({"controller": {"urlInStatus": false}}));
+    assert_eq!(env(&secret_only)["URL_IN_STATUS"], "false");
 }

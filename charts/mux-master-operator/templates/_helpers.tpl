@@ -96,7 +96,7 @@ The operator's permissions on the namespaces it reconciles: what the controller 
   group too, for tools and clusters that read those.
 - Jobs: the copy Jobs it creates, watches and deletes (an unfinished one, when a newer copy
   replaces it); Pods: it lists a finished Job's pods to read the copier's report from their
-  termination message.
+  termination message, and reads a running copy pod's log tail (pods/log get) for its progress.
 */}}
 {{- define "mmo.namespacedRules" -}}
 # create: a MasterExportSet's children.
@@ -119,9 +119,12 @@ The operator's permissions on the namespaces it reconciles: what the controller 
 - apiGroups: [masterexport.io]
   resources: [masterexportsets/finalizers]
   verbs: [update]
+# list/watch: the URL Secrets it writes are watched (by label, metadata only) so that one deleted or
+# edited by hand is restored at once. RBAC cannot be narrowed by label: this allows listing every
+# Secret of the namespace.
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, create, patch]
+  verbs: [get, list, watch, create, patch]
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
@@ -134,4 +137,7 @@ The operator's permissions on the namespaces it reconciles: what the controller 
 - apiGroups: [""]
   resources: [pods]
   verbs: [list]
+- apiGroups: [""]
+  resources: [pods/log]
+  verbs: [get]
 {{- end }}

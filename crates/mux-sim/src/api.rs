@@ -23,7 +23,10 @@ use mux::types::{
 pub fn routes(sim: Arc<Sim>) -> Router<Arc<Sim>> {
     Router::new()
         .route("/video/v1/assets", get(list_assets).post(create_asset))
-        .route("/video/v1/assets/{id}", get(get_asset))
+        .route(
+            "/video/v1/assets/{id}",
+            get(get_asset).delete(super::deletion::delete_asset),
+        )
         .route(
             "/video/v1/assets/{id}/master-access",
             put(update_master_access),
@@ -101,9 +104,9 @@ async fn admit(sim: &Sim, request: Request, next: Next) -> Response {
     }
     let sw = sim.switches();
     let (bucket, rate, burst) = if request.method() == Method::POST {
-        (&sim.limits.post, sw.post_rate, sw.post_burst)
+        (&sim.limits.post, sw.post_limit(), sw.post_burst)
     } else {
-        (&sim.limits.other, sw.other_rate, sw.other_burst)
+        (&sim.limits.other, sw.other_limit(), sw.other_burst)
     };
     let taken = bucket
         .lock()

@@ -131,6 +131,11 @@ pub struct Switches {
     pub other_rate: f64,
     #[arg(long, default_value_t = 10)]
     pub other_burst: u32,
+    /// Time compression for benchmarks: the URL lifetime is divided by this factor and both
+    /// sustained rates multiplied by it (bursts, which are counts, stay), so a load keeps the
+    /// same share of Mux's budget as the uncompressed load over the uncompressed lifetime.
+    #[arg(long, default_value_t = 1.0)]
+    pub time_compression: f64,
     /// Undocumented at Mux: send `Retry-After` with a 429.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub retry_after: bool,
@@ -203,6 +208,30 @@ pub struct Switches {
 }
 
 impl Switches {
+    /// The time compression, never below 1 (nor NaN).
+    fn compression(&self) -> f64 {
+        if self.time_compression >= 1.0 {
+            self.time_compression
+        } else {
+            1.0
+        }
+    }
+
+    /// How long a URL works, time compression applied.
+    pub fn url_window(&self) -> Duration {
+        self.url_lifetime.div_f64(self.compression())
+    }
+
+    /// Sustained POSTs per second, time compression applied.
+    pub fn post_limit(&self) -> f64 {
+        self.post_rate * self.compression()
+    }
+
+    /// Sustained requests per second of other methods, time compression applied.
+    pub fn other_limit(&self) -> f64 {
+        self.other_rate * self.compression()
+    }
+
     /// The switches with `patch` (a JSON object of some fields) applied.
     pub fn patched(&self, patch: &serde_json::Value) -> Result<Switches, String> {
         let mut merged = serde_json::to_value(self).map_err(|e| e.to_string())?;
@@ -256,6 +285,22 @@ mod tests {
             (s.download_rate_per_connection, s.download_first_byte),
             (0, Duration::ZERO)
         );
+    }
+
+    #[test]
+    fn time_compression_shortens_the_window_and_raises_the_rates_by_one_factor() {
+        let mut s = Switches::default();
+        assert_eq!(s.url_window(), Duration::from_secs(86_400));
+        assert_eq!((s.post_limit(), s.other_limit()), (1.0, 5.0));
+        s.time_compression = 240.0;
+        assert_eq!(s.url_window(), Duration::from_secs(360));
+        assert_eq!((s.post_limit(), s.other_limit()), (240.0, 1200.0));
+        assert_eq!(s.other_burst, 10, "bursts are counts: unchanged");
+        // Same share of the budget: requests per URL lifetime allowed stay the same.
+        let allowed = |s: &Switches| s.other_limit() * s.url_window().as_secs_f64();
+        assert_eq!(allowed(&s), allowed(&Switches::default()));
+        s.time_compression = 0.0;
+        assert_eq!(s.url_window(), Duration::from_secs(86_400), "below 1: none");
     }
 
     #[test]

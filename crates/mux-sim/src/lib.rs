@@ -1,7 +1,8 @@
 //! mux-sim: an emulator of the Mux Video API, faithful on the wire (`shared/mux-api.md`),
 //! for tests, benchmarks and the demo. It shares only the wire types with the client.
 //!
-//! - `api`: the Mux endpoints, behind the gate of auth, rate limits and faults;
+//! - `api`: the Mux endpoints, behind the gate of auth, rate limits and faults (`deletion`:
+//!   deleting an asset);
 //! - `download`: the master file at its signed URL (GET, HEAD, Range);
 //! - `admin`: `/_sim/*`, seeding and inspection (not part of Mux);
 //! - `world`: the state machine; `webhooks`: delivery; `stats`: what was asked.
@@ -11,6 +12,7 @@ pub mod admin_client;
 pub mod api;
 pub mod config;
 pub mod content;
+pub mod deletion;
 pub mod download;
 pub mod stats;
 pub mod webhooks;

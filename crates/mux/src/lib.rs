@@ -9,6 +9,8 @@ pub mod signature;
 pub mod tls;
 pub mod types;
 
-pub use client::{Credentials, MuxClient, MuxClients, MuxConfig, RequestObserver, RequestRecord};
+pub use client::{
+    Credentials, Deleted, MuxClient, MuxClients, MuxConfig, RequestObserver, RequestRecord,
+};
 pub use error::{ErrorKind, MuxError};
 pub use ratelimit::Rate;

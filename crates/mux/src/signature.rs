@@ -92,10 +92,13 @@ pub fn verify(
     if candidates.is_empty() {
         return Err(SignatureError::Malformed);
     }
-    if now - timestamp > tolerance_secs {
+    // In i128: a timestamp near i64::MIN or MAX is far out of tolerance, not an overflow
+    // (which panics in debug builds and wraps into "fresh" in release ones).
+    let age = i128::from(now) - i128::from(timestamp);
+    if age > i128::from(tolerance_secs) {
         return Err(SignatureError::Stale);
     }
-    if timestamp - now > tolerance_secs {
+    if -age > i128::from(tolerance_secs) {
         return Err(SignatureError::Future);
     }
     // Check every pair, without stopping early, so timing says nothing of which matched.
@@ -154,6 +157,25 @@ mod tests {
         );
         assert_eq!(
             verify(Some(&header), b"{}", &[b"secret"], NOW - 301, 300),
+            Err(SignatureError::Future)
+        );
+    }
+
+    #[test]
+    fn timestamps_at_the_ends_of_i64_are_refused_not_overflowed() {
+        for (timestamp, why) in [
+            (i64::MIN, SignatureError::Stale),
+            (i64::MAX, SignatureError::Future),
+        ] {
+            let header = sign(b"secret", timestamp, b"{}");
+            assert_eq!(
+                verify(Some(&header), b"{}", &[b"secret"], NOW, 300),
+                Err(why)
+            );
+        }
+        let header = sign(b"secret", 0, b"{}");
+        assert_eq!(
+            verify(Some(&header), b"{}", &[b"secret"], i64::MIN, i64::MAX),
             Err(SignatureError::Future)
         );
     }

@@ -29,6 +29,7 @@ mod error;
 pub mod fixtures;
 mod gcs;
 pub mod kubelet;
+pub mod leftovers;
 mod minio;
 mod muxsim;
 pub mod node;

@@ -150,7 +150,10 @@ fn start_server(bin: &Path, scratch: &mut Scratch) -> Result<(Process, String)> 
         // its certificates folder: keep it in the scratch folder too.
         .env("HOME", scratch.dir());
     let mut server = Process::spawn("minio", command, scratch)?;
-    let ready = format!("{endpoint}/minio/health/ready");
+    // Not /minio/health/ready: under load it answers 200 while the object layer is still
+    // starting, and the first bucket PUT then gets 503 XMinioServerNotInitialized. The cluster
+    // check answers 200 only once the object layer is up (it has write quorum).
+    let ready = format!("{endpoint}/minio/health/cluster");
     block_on(async {
         let http = http_client()?;
         let (http, ready) = (&http, ready.as_str());

@@ -28,7 +28,12 @@ fn keynote(spec: MasterExportSpec) -> MasterExport {
 #[test]
 fn a_rerun_that_cannot_help_fails_the_job_at_once() {
     assert_eq!(final_exit_codes(), vec![2, 3, 4, 5, 8]);
-    let job = build_job(&keynote(spec()), "keynote-copy-1", &CopySettings::default());
+    let job = build_job(
+        &keynote(spec()),
+        "keynote-copy-1",
+        None,
+        &CopySettings::default(),
+    );
     let rule = &job.spec.unwrap().pod_failure_policy.unwrap().rules[0];
     assert_eq!(rule.action, "FailJob");
     let codes = rule.on_exit_codes.as_ref().unwrap();
@@ -51,7 +56,8 @@ fn the_job_is_the_one_the_controller_always_made() {
         image: "img:1".into(),
         ..CopySettings::default()
     };
-    let job = serde_json::to_value(build_job(&keynote(spec), "keynote-copy-1", &settings)).unwrap();
+    let job =
+        serde_json::to_value(build_job(&keynote(spec), "keynote-copy-1", None, &settings)).unwrap();
     let labels = json!({
         "app.kubernetes.io/name": "mux-master-operator",
         "app.kubernetes.io/component": "copy",
@@ -144,7 +150,7 @@ fn the_job_is_hardened_and_holds_no_url() {
     let mut obj = MasterExport::new("keynote", spec());
     obj.metadata.namespace = Some("media".into());
     obj.metadata.uid = Some("u1".into());
-    let job = build_job(&obj, "keynote-copy-1", &CopySettings::default());
+    let job = build_job(&obj, "keynote-copy-1", None, &CopySettings::default());
     let text = serde_json::to_string(&job).unwrap();
     assert!(!text.contains("https://"), "no URL in the Job spec");
     let spec = job.spec.unwrap();
@@ -196,7 +202,12 @@ fn the_copier_is_told_whether_to_check_mp4_and_the_volume_it_must_stay_on() {
             .filter(|(name, _)| ["MMO_SKIP_MP4_CHECK", "MMO_FILE_ROOT"].contains(&name.as_str()))
             .collect()
     };
-    let plain = build_job(&keynote(spec()), "keynote-copy-1", &CopySettings::default());
+    let plain = build_job(
+        &keynote(spec()),
+        "keynote-copy-1",
+        None,
+        &CopySettings::default(),
+    );
     assert_eq!(env_of(&plain), vec![], "by default the MP4 check is on");
 
     let mut spec = spec();
@@ -207,7 +218,12 @@ fn the_copier_is_told_whether_to_check_mp4_and_the_volume_it_must_stay_on() {
         claim_name: "archive-pvc".into(),
         mount_path: "/archive".into(),
     });
-    let job = build_job(&keynote(spec), "keynote-copy-1", &CopySettings::default());
+    let job = build_job(
+        &keynote(spec),
+        "keynote-copy-1",
+        None,
+        &CopySettings::default(),
+    );
     assert_eq!(
         env_of(&job),
         vec![
@@ -215,4 +231,60 @@ fn the_copier_is_told_whether_to_check_mp4_and_the_volume_it_must_stay_on() {
             ("MMO_FILE_ROOT".to_owned(), "/archive".to_owned()),
         ]
     );
+}
+
+/// The copier's growth checks need to know when the master became ready: the Job says it, with
+/// the operator's minimum age, and nothing else about the master (no URL).
+#[test]
+fn the_job_tells_the_copier_when_the_master_became_ready_and_the_minimum_age() {
+    let env_of = |job: &Job| -> Vec<(String, String)> {
+        let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+        let env = pod.containers[0].env.clone().unwrap_or_default();
+        env.into_iter()
+            .filter_map(|e| Some((e.name, e.value?)))
+            .filter(|(name, _)| ["MMO_MASTER_READY_AT", "MMO_MIN_AGE"].contains(&name.as_str()))
+            .collect()
+    };
+    let settings = CopySettings {
+        min_age: std::time::Duration::from_secs(90),
+        ..CopySettings::default()
+    };
+    let unknown = build_job(&keynote(spec()), "keynote-copy-1", None, &settings);
+    assert_eq!(
+        env_of(&unknown),
+        vec![],
+        "no ready time: the copier's own rule"
+    );
+
+    let ready: jiff::Timestamp = "2026-12-01T09:00:00.25Z".parse().unwrap();
+    let job = build_job(&keynote(spec()), "keynote-copy-1", Some(ready), &settings);
+    assert_eq!(
+        env_of(&job),
+        vec![
+            (
+                "MMO_MASTER_READY_AT".to_owned(),
+                "2026-12-01T09:00:00.25Z".to_owned()
+            ),
+            ("MMO_MIN_AGE".to_owned(), "1m30s".to_owned()),
+        ]
+    );
+    // What the copier makes of them: no final length before ready + 90 s.
+    #[derive(clap::Parser)]
+    struct Copier {
+        #[command(flatten)]
+        args: crate::copy::CopyArgs,
+    }
+    let values = env_of(&job);
+    let flags = ["copy", "--destination", "s3://archive/k.mp4"]
+        .into_iter()
+        .chain(["--master-ready-at", values[0].1.as_str()])
+        .chain(["--min-age", values[1].1.as_str()]);
+    let copier = <Copier as clap::Parser>::try_parse_from(flags).unwrap();
+    assert_eq!(
+        copier.args.earliest_final(),
+        Some("2026-12-01T09:01:30.25Z".parse().unwrap())
+    );
+    let text = serde_json::to_string(&job).unwrap();
+    assert!(!text.contains("https://"), "no URL in the Job spec");
+    assert_eq!(CopySettings::default().min_age.as_secs(), 60);
 }

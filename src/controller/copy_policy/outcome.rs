@@ -71,6 +71,10 @@ pub fn fold_copy(
         master.refresh_at = Some(Time(now));
         requeue_after = Some(AT_ONCE);
     }
+    if decision.publish_first {
+        // The Secret is written with this step's status; the Job follows on the next look.
+        requeue_after = Some(AT_ONCE);
+    }
     if let Some(copy) = decision.copy.clone() {
         status.copy = Some(copy);
     }

@@ -46,6 +46,7 @@ fn input<'a>(
         copy,
         url_requested_at: Some(t(0)),
         url_published: true,
+        url_in_secret: true,
         job,
         now: t(10),
         max_attempts: 4,
@@ -280,4 +281,75 @@ fn a_destination_another_resource_claimed_first_is_refused() {
     assert_eq!(reason, "DestinationInUse");
     assert!(message.contains("media/first") && message.contains("s3://archive/k.mp4"));
     assert!(!d.done);
+}
+
+#[test]
+fn a_copy_counts_the_masters_age_from_no_earlier_than_it_became_ready() {
+    let seen = t(0)
+        .checked_add(jiff::SignedDuration::from_millis(840))
+        .unwrap();
+    // As the status stores it: whole seconds.
+    let recorded: Timestamp = serde_json::from_value::<
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+    >(serde_json::to_value(time(seen)).unwrap())
+    .unwrap()
+    .0;
+    assert!(recorded < seen, "the status drops the fraction");
+    for ready in [seen, recorded] {
+        assert_eq!(
+            ready_time_for_copy(ready),
+            t(1),
+            "the same from memory or the status"
+        );
+        assert!(ready_time_for_copy(ready) >= seen);
+    }
+}
+
+/// The Job's pod reads the URL from the URL Secret: the Job is created only once the Secret
+/// holds the URL this step publishes, first copy or retry; until then the step publishes (the
+/// Secret first) and looks again at once.
+#[test]
+fn a_job_is_created_only_once_the_url_secret_holds_the_current_url() {
+    use crate::controller::conditions::Summary;
+    use crate::controller::policy::Step;
+    let spec = spec();
+    let mut first = input(&spec, None, JobOutcome::Missing);
+    first.url_in_secret = false;
+    let d = decide_copy(&first);
+    assert_eq!(d.create_job, None, "not before the Secret holds the URL");
+    assert!(d.publish_first && d.copy.is_none() && !d.done && d.stalled.is_none());
+    assert_eq!(d.condition.clone().unwrap().reason, "WaitingForUrl");
+    let step = Step {
+        status: MasterExportStatus::default(),
+        summary: Summary::ready("UrlReady", "the URL is ready"),
+        requeue_after: Some(Duration::from_secs(3600)),
+    };
+    let folded = fold_copy(&spec, Some(1), &d, step, t(10));
+    assert_eq!(folded.requeue_after, Some(Duration::from_millis(100)));
+    assert!(!folded.summary.ready, "no archive yet: not Ready");
+    first.url_in_secret = true;
+    assert!(decide_copy(&first).create_job.is_some());
+
+    // A retry after an expired URL waits the same way for the fresh URL to be in the Secret,
+    // and keeps the failed attempt on record meanwhile.
+    let running = decide_copy(&input(&spec, None, JobOutcome::Missing))
+        .copy
+        .unwrap();
+    let failed = JobOutcome::Failed {
+        report: Some(report(Reason::UrlExpired)),
+        message: String::new(),
+    };
+    let recorded = decide_copy(&input(&spec, Some(&running), failed))
+        .copy
+        .unwrap();
+    let mut retry = input(&spec, Some(&recorded), JobOutcome::Missing);
+    retry.url_requested_at = Some(t(20));
+    retry.now = t(21);
+    retry.url_in_secret = false;
+    let d = decide_copy(&retry);
+    assert_eq!(d.create_job, None);
+    assert!(d.publish_first);
+    assert_eq!(d.copy.as_ref(), Some(&recorded));
+    retry.url_in_secret = true;
+    assert!(decide_copy(&retry).create_job.unwrap().ends_with("-2"));
 }

@@ -369,6 +369,7 @@ fn access_is_revoked_after_copy_only_once_verified() {
     });
     spec.after_copy = Some(AfterCopy {
         revoke_access: true,
+        ..Default::default()
     });
     let mut status = MasterExportStatus::default();
     assert_eq!(effective_access(&spec, &status), Access::Temporary);

@@ -40,7 +40,7 @@ impl World {
                             master.requested_at
                         };
                         let skid = new_id(20);
-                        let expires_at = window_start + sw.url_lifetime;
+                        let expires_at = window_start + sw.url_window();
                         master.status = MasterStatus::Ready;
                         master.skid = Some(skid.clone());
                         master.expires_at = Some(expires_at);

@@ -95,7 +95,7 @@ impl World {
             Some(m) if m.status == MasterStatus::Ready && sw.renew_on_repeat => {
                 m.requested_at = now;
                 let skid = new_id(20);
-                let expires_at = now + sw.url_lifetime;
+                let expires_at = now + sw.url_window();
                 m.skid = Some(skid.clone());
                 m.expires_at = Some(expires_at);
                 asset.grants.push(Grant { skid, expires_at });

@@ -20,6 +20,19 @@ impl Credentials {
         }
     }
 
+    /// What tells one token's rate limiter from another's: a digest of both halves. Token IDs
+    /// are not secret: keyed by the ID alone, anyone could name a victim's ID with a bogus
+    /// secret and drain the victim's budget with 401s.
+    pub(super) fn limiter_key(&self) -> [u8; 32] {
+        use secrecy::ExposeSecret;
+        let mut hasher = sha2::Sha256::new();
+        // Length-prefixed, so that no two (id, secret) pairs hash the same bytes.
+        hasher.update((self.token_id.len() as u64).to_be_bytes());
+        hasher.update(self.token_id.as_bytes());
+        hasher.update(self.token_secret.expose_secret().as_bytes());
+        hasher.finalize().into()
+    }
+
     /// A short, stable, non-reversible tag for the token: lets logs and metrics tell two
     /// environments apart without naming the token.
     pub fn fingerprint(&self) -> String {

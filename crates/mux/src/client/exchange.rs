@@ -93,7 +93,9 @@ impl MuxClient {
                         }
                     };
                     if status.is_success() {
-                        match serde_json::from_slice::<T>(&bytes) {
+                        // A 204 has no body: read as `null` (what `()` parses from).
+                        let body: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+                        match serde_json::from_slice::<T>(body) {
                             Ok(value) => return Ok(value),
                             Err(err) if idempotent == Idempotent::Yes => Transient {
                                 message: format!("malformed body ({err}) [request {request_id}]"),

@@ -7,10 +7,12 @@
 
 //!
 //! - `credentials`: the token; `exchange`: one request with its retries;
+//! - `deletion`: deleting an asset (204, no body);
 //! - `answers`: reading what Mux answered (errors, request IDs, `Retry-After`).
 
 mod answers;
 mod credentials;
+mod deletion;
 mod exchange;
 
 use std::collections::HashMap;
@@ -32,6 +34,7 @@ use crate::types::{
 };
 
 pub use credentials::Credentials;
+pub use deletion::Deleted;
 pub use exchange::full_jitter;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.mux.com";
@@ -85,7 +88,8 @@ pub type RequestObserver = Arc<dyn Fn(&RequestRecord) + Send + Sync>;
 pub struct MuxClients {
     http: reqwest::Client,
     config: Arc<MuxConfig>,
-    limiters: Arc<Mutex<HashMap<String, Arc<RateLimiter>>>>,
+    /// By [`Credentials::limiter_key`]: the whole token, not its ID.
+    limiters: Arc<Mutex<HashMap<[u8; 32], Arc<RateLimiter>>>>,
     observer: Option<RequestObserver>,
 }
 
@@ -128,7 +132,7 @@ impl MuxClients {
             .limiters
             .lock()
             .expect("limiter registry lock")
-            .entry(credentials.token_id.clone())
+            .entry(credentials.limiter_key())
             .or_insert_with(|| {
                 Arc::new(RateLimiter::new(
                     self.config.post_rate,
@@ -317,6 +321,24 @@ fn encode_segment(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_clients_of_the_same_whole_token_share_a_rate_limiter() {
+        let clients = MuxClients::new(MuxConfig::default()).unwrap();
+        let victim = clients.client(Credentials::new("TOKENID", "right"));
+        let again = clients.client(Credentials::new("TOKENID", "right"));
+        let impostor = clients.client(Credentials::new("TOKENID", "bogus"));
+        assert!(Arc::ptr_eq(&victim.limiter, &again.limiter));
+        assert!(
+            !Arc::ptr_eq(&victim.limiter, &impostor.limiter),
+            "a bogus secret with the victim's ID must not spend the victim's budget"
+        );
+        // Length-prefixed: ("ab", "c") and ("a", "bc") are two tokens.
+        assert_ne!(
+            Credentials::new("ab", "c").limiter_key(),
+            Credentials::new("a", "bc").limiter_key()
+        );
+    }
 
     #[test]
     fn ids_stay_one_path_segment() {
