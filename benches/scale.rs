@@ -88,6 +88,33 @@ async fn main() {
     let ms = |d: Duration| format!("{}ms", d.as_millis());
     let (other_rate, post_rate) = (5.0 * k, 1.0 * k);
     let compression = k.to_string();
+    // WEBHOOKS=0: polling only, for comparison.
+    let webhooks = env_or("WEBHOOKS", 1u8) == 1;
+    let lifetime_arg = ms(lifetime);
+    let (other_arg, post_arg) = (other_rate.to_string(), post_rate.to_string());
+    let poll_arg = ms(Duration::from_secs(120)
+        .div_f64(k)
+        .max(Duration::from_secs(1)));
+    let mut operator_args = vec![
+        "--url-lifetime",
+        &lifetime_arg,
+        "--mux-other-rate",
+        &other_arg,
+        "--mux-post-rate",
+        &post_arg,
+        "--concurrency",
+        "32",
+    ];
+    if webhooks {
+        operator_args.extend([
+            "--webhook-addr",
+            "127.0.0.1:0",
+            "--webhook-secrets",
+            "whsec-scale",
+            "--webhook-poll-interval",
+            &poll_arg,
+        ]);
+    }
     let world = World::new(
         "bench-scale",
         &[
@@ -99,27 +126,12 @@ async fn main() {
             "--webhook-secret",
             "whsec-scale",
         ],
-        &[
-            "--url-lifetime",
-            &ms(lifetime),
-            "--mux-other-rate",
-            &other_rate.to_string(),
-            "--mux-post-rate",
-            &post_rate.to_string(),
-            "--webhook-addr",
-            "127.0.0.1:0",
-            "--webhook-secrets",
-            "whsec-scale",
-            "--webhook-poll-interval",
-            &ms(Duration::from_secs(120)
-                .div_f64(k)
-                .max(Duration::from_secs(1))),
-            "--concurrency",
-            "32",
-        ],
+        &operator_args,
     )
     .await;
-    world.deliver_webhooks_to_operator().await;
+    if webhooks {
+        world.deliver_webhooks_to_operator().await;
+    }
     let operator = world.operator.as_ref().unwrap();
     let pid = operator.pid();
     let rss_idle = proc_status_kib(pid, "VmRSS:");
@@ -265,7 +277,18 @@ async fn main() {
         })
         .take(3)
         .collect();
+    // The operator's log is its stdout: readable through /proc while it runs.
+    let operator_log = std::fs::read_to_string(format!("/proc/{pid}/fd/1")).unwrap_or_default();
     for (name, s) in late {
+        let needle = format!("{name}\"");
+        let needle2 = format!("name={name} ");
+        for line in operator_log
+            .lines()
+            .filter(|l| l.contains(&needle) || l.contains(&needle2))
+            .take(30)
+        {
+            eprintln!("    {}", &line[..line.len().min(300)]);
+        }
         let index: usize = name[1..].parse().unwrap_or(0);
         let asset = &seeded[index];
         let asset_calls: Vec<String> = calls
@@ -283,7 +306,7 @@ async fn main() {
 
     let goal = |ok: bool| if ok { "goal met" } else { "goal NOT met" };
     println!(
-        "scale: {resources} MasterExports, one replica, real kube-apiserver; time compressed {k}x: URLs live {:.0} s (24 h), refreshBefore {:.0} s (2 h), Mux's limits {other_rate}/s and {post_rate} POST/s (5/s, 1/s)",
+        "scale: {resources} MasterExports (webhooks: {webhooks}), one replica, real kube-apiserver; time compressed {k}x: URLs live {:.0} s (24 h), refreshBefore {:.0} s (2 h), Mux's limits {other_rate}/s and {post_rate} POST/s (5/s, 1/s)",
         lifetime.as_secs_f64(),
         refresh_before.as_secs_f64()
     );
