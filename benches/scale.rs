@@ -280,12 +280,12 @@ async fn main() {
     // The operator's log is its stdout: readable through /proc while it runs.
     let operator_log = std::fs::read_to_string(format!("/proc/{pid}/fd/1")).unwrap_or_default();
     for (name, s) in late {
-        let needle = format!("{name}\"");
+        let needle = format!("/{name}.");
         let needle2 = format!("name={name} ");
         for line in operator_log
             .lines()
             .filter(|l| l.contains(&needle) || l.contains(&needle2))
-            .take(30)
+            .take(40)
         {
             eprintln!("    {}", &line[..line.len().min(300)]);
         }
