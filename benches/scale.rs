@@ -77,6 +77,8 @@ struct Seen {
     refreshed_at: Option<jiff::Timestamp>,
     current: Option<(String, jiff::Timestamp)>,
     refreshes: u32,
+    /// The refreshAt published with the first URL.
+    first_refresh_at: Option<String>,
 }
 
 #[tokio::main]
@@ -178,6 +180,7 @@ async fn main() {
             entry.refreshes = master.refreshes;
             if entry.first_url.is_none() {
                 entry.first_url = Some((url.clone(), expires.0));
+                entry.first_refresh_at = master.refresh_at.as_ref().map(|t| t.0.to_string());
                 entry.ready_at = Some(started.elapsed());
             } else if entry.refreshed_at.is_none()
                 && entry.first_url.as_ref().is_some_and(|(u, _)| u != url)
@@ -253,7 +256,7 @@ async fn main() {
         .filter(|r| r.route.starts_with("/video/"))
         .collect();
     let throttled = calls.iter().filter(|r| r.status == 429).count();
-    let all = seen.lock().unwrap();
+    let all: HashMap<String, Seen> = std::mem::take(&mut *seen.lock().unwrap());
     let ready_calls = all_ready_at.map(|_| {
         let first = calls.first().map(|r| r.at_ms).unwrap_or(0);
         let span = all_ready_at.unwrap().as_millis() as u64;
@@ -296,9 +299,22 @@ async fn main() {
             .filter(|r| r.id.as_deref() == Some(asset.as_str()))
             .map(|r| format!("{} {} @{} ms", r.method, r.status, r.at_ms))
             .collect();
+        if let Ok(obj) = world.api().get(name).await
+            && let Some(m) = obj.status.as_ref().and_then(|s| s.master.as_ref())
+        {
+            eprintln!(
+                "    now: requestedAt {:?} refreshAt {:?} expiresAt {:?} readyAt {:?} refreshes {}",
+                m.requested_at.as_ref().map(|t| t.0.to_string()),
+                m.refresh_at.as_ref().map(|t| t.0.to_string()),
+                m.expires_at.as_ref().map(|t| t.0.to_string()),
+                m.ready_at.as_ref().map(|t| t.0.to_string()),
+                m.refreshes
+            );
+        }
         eprintln!(
-            "  late: {name}: ready at {:?}, first URL expiring {:?}, refreshed at {:?}; calls {asset_calls:?}",
+            "  late: {name}: ready at {:?}, first refreshAt {:?}, first URL expiring {:?}, refreshed at {:?}; calls {asset_calls:?}",
             s.ready_at,
+            s.first_refresh_at,
             s.first_url.as_ref().map(|(_, e)| e.to_string()),
             s.refreshed_at.map(|t| t.to_string())
         );
