@@ -77,6 +77,8 @@ struct Seen {
     refreshed_at: Option<jiff::Timestamp>,
     current: Option<(String, jiff::Timestamp)>,
     refreshes: u32,
+    /// The refreshAt published with the first URL.
+    first_refresh_at: Option<String>,
 }
 
 #[tokio::main]
@@ -88,6 +90,33 @@ async fn main() {
     let ms = |d: Duration| format!("{}ms", d.as_millis());
     let (other_rate, post_rate) = (5.0 * k, 1.0 * k);
     let compression = k.to_string();
+    // WEBHOOKS=0: polling only, for comparison.
+    let webhooks = env_or("WEBHOOKS", 1u8) == 1;
+    let lifetime_arg = ms(lifetime);
+    let (other_arg, post_arg) = (other_rate.to_string(), post_rate.to_string());
+    let poll_arg = ms(Duration::from_secs(120)
+        .div_f64(k)
+        .max(Duration::from_secs(1)));
+    let mut operator_args = vec![
+        "--url-lifetime",
+        &lifetime_arg,
+        "--mux-other-rate",
+        &other_arg,
+        "--mux-post-rate",
+        &post_arg,
+        "--concurrency",
+        "32",
+    ];
+    if webhooks {
+        operator_args.extend([
+            "--webhook-addr",
+            "127.0.0.1:0",
+            "--webhook-secrets",
+            "whsec-scale",
+            "--webhook-poll-interval",
+            &poll_arg,
+        ]);
+    }
     let world = World::new(
         "bench-scale",
         &[
@@ -99,27 +128,12 @@ async fn main() {
             "--webhook-secret",
             "whsec-scale",
         ],
-        &[
-            "--url-lifetime",
-            &ms(lifetime),
-            "--mux-other-rate",
-            &other_rate.to_string(),
-            "--mux-post-rate",
-            &post_rate.to_string(),
-            "--webhook-addr",
-            "127.0.0.1:0",
-            "--webhook-secrets",
-            "whsec-scale",
-            "--webhook-poll-interval",
-            &ms(Duration::from_secs(120)
-                .div_f64(k)
-                .max(Duration::from_secs(1))),
-            "--concurrency",
-            "32",
-        ],
+        &operator_args,
     )
     .await;
-    world.deliver_webhooks_to_operator().await;
+    if webhooks {
+        world.deliver_webhooks_to_operator().await;
+    }
     let operator = world.operator.as_ref().unwrap();
     let pid = operator.pid();
     let rss_idle = proc_status_kib(pid, "VmRSS:");
@@ -166,6 +180,7 @@ async fn main() {
             entry.refreshes = master.refreshes;
             if entry.first_url.is_none() {
                 entry.first_url = Some((url.clone(), expires.0));
+                entry.first_refresh_at = master.refresh_at.as_ref().map(|t| t.0.to_string());
                 entry.ready_at = Some(started.elapsed());
             } else if entry.refreshed_at.is_none()
                 && entry.first_url.as_ref().is_some_and(|(u, _)| u != url)
@@ -241,7 +256,7 @@ async fn main() {
         .filter(|r| r.route.starts_with("/video/"))
         .collect();
     let throttled = calls.iter().filter(|r| r.status == 429).count();
-    let all = seen.lock().unwrap();
+    let all: HashMap<String, Seen> = std::mem::take(&mut *seen.lock().unwrap());
     let ready_calls = all_ready_at.map(|_| {
         let first = calls.first().map(|r| r.at_ms).unwrap_or(0);
         let span = all_ready_at.unwrap().as_millis() as u64;
@@ -265,7 +280,18 @@ async fn main() {
         })
         .take(3)
         .collect();
+    // The operator's log is its stdout: readable through /proc while it runs.
+    let operator_log = std::fs::read_to_string(format!("/proc/{pid}/fd/1")).unwrap_or_default();
     for (name, s) in late {
+        let needle = format!("/{name}.");
+        let needle2 = format!("name={name} ");
+        for line in operator_log
+            .lines()
+            .filter(|l| l.contains(&needle) || l.contains(&needle2))
+            .take(40)
+        {
+            eprintln!("    {}", &line[..line.len().min(300)]);
+        }
         let index: usize = name[1..].parse().unwrap_or(0);
         let asset = &seeded[index];
         let asset_calls: Vec<String> = calls
@@ -273,9 +299,22 @@ async fn main() {
             .filter(|r| r.id.as_deref() == Some(asset.as_str()))
             .map(|r| format!("{} {} @{} ms", r.method, r.status, r.at_ms))
             .collect();
+        if let Ok(obj) = world.api().get(name).await
+            && let Some(m) = obj.status.as_ref().and_then(|s| s.master.as_ref())
+        {
+            eprintln!(
+                "    now: requestedAt {:?} refreshAt {:?} expiresAt {:?} readyAt {:?} refreshes {}",
+                m.requested_at.as_ref().map(|t| t.0.to_string()),
+                m.refresh_at.as_ref().map(|t| t.0.to_string()),
+                m.expires_at.as_ref().map(|t| t.0.to_string()),
+                m.ready_at.as_ref().map(|t| t.0.to_string()),
+                m.refreshes
+            );
+        }
         eprintln!(
-            "  late: {name}: ready at {:?}, first URL expiring {:?}, refreshed at {:?}; calls {asset_calls:?}",
+            "  late: {name}: ready at {:?}, first refreshAt {:?}, first URL expiring {:?}, refreshed at {:?}; calls {asset_calls:?}",
             s.ready_at,
+            s.first_refresh_at,
             s.first_url.as_ref().map(|(_, e)| e.to_string()),
             s.refreshed_at.map(|t| t.to_string())
         );
@@ -283,7 +322,7 @@ async fn main() {
 
     let goal = |ok: bool| if ok { "goal met" } else { "goal NOT met" };
     println!(
-        "scale: {resources} MasterExports, one replica, real kube-apiserver; time compressed {k}x: URLs live {:.0} s (24 h), refreshBefore {:.0} s (2 h), Mux's limits {other_rate}/s and {post_rate} POST/s (5/s, 1/s)",
+        "scale: {resources} MasterExports (webhooks: {webhooks}), one replica, real kube-apiserver; time compressed {k}x: URLs live {:.0} s (24 h), refreshBefore {:.0} s (2 h), Mux's limits {other_rate}/s and {post_rate} POST/s (5/s, 1/s)",
         lifetime.as_secs_f64(),
         refresh_before.as_secs_f64()
     );
