@@ -35,6 +35,7 @@ bench: tools ## benchmarks: figures, ratios against a named peer, and how to rep
 	$(CARGO) bench --locked --bench copy
 	$(CARGO) bench --locked --bench webhook_latency
 	$(CARGO) bench --locked --bench scale
+	$(CARGO) bench --locked --bench exportset
 
 demo: tools test-image ## the operator's main job, end to end: its chart on a local node (played where none can run)
 	$(CARGO) build --locked --workspace --bins --example demo
