@@ -154,7 +154,7 @@ pub struct Destination {
         length(max = 2048)
     )]
     pub url: String,
-    /// An S3-compatible endpoint (MinIO, Ceph, R2), e.g. `http://minio.storage:9000`.
+    /// The store's endpoint when it is not the provider's own: an S3-compatible server for s3:// (MinIO, Ceph, R2, e.g. `http://minio.storage:9000`), a GCS-compatible one for gs://, a Blob endpoint for az:// (Azurite).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
