@@ -2,7 +2,7 @@
 //! transient failures, bodies streamed into the hash and the staging upload, and the
 //! final-length rule (quiet checks `--settle` apart, and a whole MP4 structure).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Buf;
 use reqwest::Response;
@@ -14,8 +14,8 @@ use super::error::{CopyError, Reason};
 use super::mp4::{BoxWalker, Structure};
 use super::progress::Progress;
 use super::retries::{Retries, sleep};
+use super::s3_upload::Pending;
 use super::source::{FetchError, Fetched, Source, Validator, Version, describe};
-use super::transfer::Streamed;
 use super::upload::PartWriter;
 
 mod ranges;
@@ -349,4 +349,15 @@ pub async fn wait_until_unchanged(
         }
         sleep(args.settle, cancel).await?;
     }
+}
+
+/// What the download produced.
+pub struct Streamed {
+    pub size: u64,
+    pub sha256: String,
+    pub content_type: Option<String>,
+    pub resumes: u32,
+    pub elapsed: Duration,
+    /// On S3, the upload of the final key, every part stored, waiting for its completion.
+    pub pending: Option<Pending>,
 }

@@ -6,8 +6,8 @@
 //! carries, proves nothing: anything else is a different object, `DestinationExists` unless
 //! `--overwrite`.
 
-use super::destination::Existing;
 use super::error::{CopyError, Reason};
+use super::records::Existing;
 use super::report::Report;
 
 /// What to do about the object already at the destination.

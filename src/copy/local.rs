@@ -5,7 +5,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path as FsPath, PathBuf};
 
-use super::destination::{Existing, STAGING_SUFFIX};
+use super::records::{Existing, STAGING_SUFFIX};
 
 /// The extended attributes of a `file://` destination.
 const XATTR_SHA256: &str = "user.mmo.sha256";

@@ -190,6 +190,7 @@ mod mp4;
 mod progress;
 mod progress_line;
 mod read_back;
+mod records;
 mod report;
 mod retries;
 mod s3_upload;

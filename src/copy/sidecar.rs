@@ -14,7 +14,7 @@ use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{Attribute, Attributes, GetOptions, ObjectStore, PutOptions};
 
-use super::destination::{META_SHA256, META_SIZE};
+use super::records::{META_SHA256, META_SIZE};
 
 /// The metadata key of the ETag of the object a sidecar describes.
 pub const META_OBJECT_E_TAG: &str = "object-etag";

@@ -3,7 +3,7 @@
 //! the module documentation of `copy`; each step has a module of its own (`existing`,
 //! `download`, `verify`, `finalize`).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use std::sync::Arc;
 
@@ -15,13 +15,13 @@ use super::args::{CopyArgs, FinalizeMode};
 use super::destination::{
     Backend, Destination, META_SHA256, META_SIZE, META_SOURCE, STAGING_SUFFIX, with_suffix,
 };
-use super::download::{Download, Stop, wait_until_unchanged};
+use super::download::{Download, Stop, Streamed, wait_until_unchanged};
 use super::error::{CopyError, Reason};
 use super::existing::{Expected, OnExisting, after_streaming, before_streaming};
 use super::finalize::Publication;
 use super::local::remove_local_leftovers;
 use super::report::Report;
-use super::s3_upload::{Pending, abort_leftover_uploads};
+use super::s3_upload::abort_leftover_uploads;
 use super::source::{Source, SourceUrl};
 use super::units::human;
 use super::upload::{Finished, PartWriter};
@@ -148,17 +148,6 @@ async fn lost_the_race(
     let streamed_as = (streamed.sha256.as_str(), streamed.size);
     let decided = after_streaming(name, (recorded, existing.size), streamed_as, false)?;
     Ok(decided.expect("without --overwrite, a different object is refused"))
-}
-
-/// What the download produced.
-pub struct Streamed {
-    pub size: u64,
-    pub sha256: String,
-    pub content_type: Option<String>,
-    pub resumes: u32,
-    pub elapsed: Duration,
-    /// On S3, the upload of the final key, every part stored, waiting for its completion.
-    pub pending: Option<Pending>,
 }
 
 /// The checksummed S3 store when the master is uploaded straight to its final key (S3 unless

@@ -7,11 +7,11 @@ use tokio_util::sync::CancellationToken;
 use super::args::CopyArgs;
 use super::args::FinalizeMode;
 use super::destination::{Backend, Destination};
+use super::download::Streamed;
 use super::error::CopyError;
 use super::finalize::{Publication, Verified, publish, publish_pending};
 use super::s3_upload::Pending;
 use super::source::Source;
-use super::transfer::Streamed;
 
 /// Checks what was streamed against what was expected, publishes it with its digest (on S3,
 /// by completing the pending upload of the final key and recording the sidecar; elsewhere from

@@ -12,7 +12,8 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::Sim;
-use super::api::{error, rest_asset, split};
+use super::api::{rest_asset, split};
+use super::envelope::error;
 use super::world::{AssetSeed, LiveStreamSeed, Refusal};
 
 pub fn routes() -> Router<Arc<Sim>> {

@@ -16,8 +16,9 @@ use tokio::time::Instant;
 
 use super::Sim;
 use super::world::Refusal;
+use crate::envelope::error;
 use mux::types::{
-    Asset, CreateAssetRequest, DataEnvelope, ErrorEnvelope, MasterAccess, UpdateMasterAccessRequest,
+    Asset, CreateAssetRequest, DataEnvelope, MasterAccess, UpdateMasterAccessRequest,
 };
 
 pub fn routes(sim: Arc<Sim>) -> Router<Arc<Sim>> {
@@ -259,10 +260,6 @@ fn resource_id(path: &str) -> Option<String> {
 
 fn number(n: u64) -> HeaderValue {
     HeaderValue::from(n)
-}
-
-pub fn error(status: StatusCode, kind: &str, message: &str) -> Response {
-    (status, axum::Json(ErrorEnvelope::new(kind, message))).into_response()
 }
 
 fn refusal(r: Refusal) -> Response {

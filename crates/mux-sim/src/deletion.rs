@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 
 use super::Sim;
-use super::api::error;
+use super::envelope::error;
 use super::world::Refusal;
 
 pub async fn delete_asset(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> Response {

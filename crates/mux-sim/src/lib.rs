@@ -14,6 +14,7 @@ pub mod config;
 pub mod content;
 pub mod deletion;
 pub mod download;
+pub mod envelope;
 pub mod stats;
 pub mod webhooks;
 pub mod world;
