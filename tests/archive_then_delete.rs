@@ -9,9 +9,9 @@ use testenv::fixtures as support;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Event, Secret};
+use k8s_openapi::api::core::v1::Event;
 use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use mux::{Credentials, Deleted, MuxClients, MuxConfig, MuxError};
 use mux_master_operator::resource::{AssetDeletion, DeletionState, MasterExport, Phase};
 use mux_sim::admin_client::{ASSET_ROUTE, SimAdmin};
@@ -36,16 +36,7 @@ async fn archiving_world(
     args.extend_from_slice(operator_args);
     let world = World::new(prefix, &["--master-prepare-delay", "200ms"], &args).await;
     let minio = Minio::shared().expect("MinIO starts");
-    let archive: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "archive"},
-        "stringData": {"AWS_ACCESS_KEY_ID": minio.access_key(), "AWS_SECRET_ACCESS_KEY": minio.secret_key()},
-    }))
-    .unwrap();
-    world
-        .secrets()
-        .create(&PostParams::default(), &archive)
-        .await
-        .unwrap();
+    world.minio_credentials("archive", minio).await;
     let asset = world.admin.seed_asset(json!({"size": SIZE})).await.unwrap();
     let key = format!("{}/{}.mp4", world.namespace, asset.id);
     run_copy_jobs(&world, 1);

@@ -9,9 +9,7 @@
 use testenv::fixtures as support;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::PostParams;
 use mux_master_operator::resource::{MasterExport, Phase};
 use mux_sim::content;
 use serde_json::json;
@@ -55,16 +53,7 @@ async fn a_master_that_grows_after_ready_past_the_settle_checks_is_archived_whol
     // within seconds of `ready`, while the writer still pauses, for the timing to mean anything.
     kubelet::ensure_default_service_account(&world.client, &world.namespace).await;
     let minio = Minio::shared().expect("MinIO starts");
-    let archive: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "archive"},
-        "stringData": {"AWS_ACCESS_KEY_ID": minio.access_key(), "AWS_SECRET_ACCESS_KEY": minio.secret_key()},
-    }))
-    .unwrap();
-    world
-        .secrets()
-        .create(&PostParams::default(), &archive)
-        .await
-        .unwrap();
+    world.minio_credentials("archive", minio).await;
     let size = 2 * 1024 * 1024 + 5;
     let asset = world.admin.seed_asset(json!({"size": size})).await.unwrap();
     let key = format!("{}/growing.mp4", world.namespace);

@@ -8,9 +8,8 @@ use testenv::fixtures as support;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::{ListParams, PostParams};
+use kube::api::ListParams;
 use mux_master_operator::exportset::manifest::Entry;
 use mux_master_operator::resource::{MasterExport, Phase};
 use mux_sim::content;
@@ -64,16 +63,7 @@ async fn a_set_archives_every_asset_verified_never_more_than_max_in_flight() {
     .await;
     install_set_crd(&world.client).await;
     let minio = Minio::shared().expect("MinIO starts");
-    let archive: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "archive"},
-        "stringData": {"AWS_ACCESS_KEY_ID": minio.access_key(), "AWS_SECRET_ACCESS_KEY": minio.secret_key()},
-    }))
-    .unwrap();
-    world
-        .secrets()
-        .create(&PostParams::default(), &archive)
-        .await
-        .unwrap();
+    world.minio_credentials("archive", minio).await;
     let mut ids = Vec::new();
     for i in 0..ASSETS {
         let asset = world

@@ -7,8 +7,6 @@ use testenv::fixtures as support;
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::PostParams;
 use mux_master_operator::resource::{CopyPhase, MasterExport, Phase};
 use serde_json::json;
 use support::World;
@@ -49,16 +47,7 @@ async fn a_running_copy_shows_its_progress_and_the_set_sums_it() {
     .await;
     install_set_crd(&world.client).await;
     let minio = Minio::shared().expect("MinIO starts");
-    let archive: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "archive"},
-        "stringData": {"AWS_ACCESS_KEY_ID": minio.access_key(), "AWS_SECRET_ACCESS_KEY": minio.secret_key()},
-    }))
-    .unwrap();
-    world
-        .secrets()
-        .create(&PostParams::default(), &archive)
-        .await
-        .unwrap();
+    world.minio_credentials("archive", minio).await;
     for _ in 0..2 {
         world.admin.seed_asset(json!({"size": SIZE})).await.unwrap();
     }

@@ -4,8 +4,7 @@
 
 use testenv::fixtures as support;
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::DeleteParams;
 use mux_master_operator::resource::{MasterExport, Phase};
 use serde_json::json;
 use support::kubelet;
@@ -43,16 +42,7 @@ async fn wait_keeping_access(
 async fn a_copy_that_revokes_after_copy_leaves_access_on_for_another_export() {
     let world = World::new("share-copy", &["--master-prepare-delay", "200ms"], &[]).await;
     let minio = Minio::shared().expect("MinIO starts");
-    let archive: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "archive"},
-        "stringData": {"AWS_ACCESS_KEY_ID": minio.access_key(), "AWS_SECRET_ACCESS_KEY": minio.secret_key()},
-    }))
-    .unwrap();
-    world
-        .secrets()
-        .create(&PostParams::default(), &archive)
-        .await
-        .unwrap();
+    world.minio_credentials("archive", minio).await;
     let asset = world
         .admin
         .seed_asset(json!({"size": 100_000}))
