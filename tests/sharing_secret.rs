@@ -4,6 +4,12 @@
 
 use testenv::fixtures as support;
 
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use kube::runtime::watcher;
+use kube::{Api, Resource, ResourceExt};
+use mux_master_operator::resource::MasterExport;
 use mux_sim::admin_client::MASTER_ACCESS_ROUTE;
 use serde_json::json;
 use support::{World, condition, eventually, is_ready, master_url};
@@ -141,6 +147,18 @@ async fn a_renamed_url_secret_is_written_and_the_old_one_removed() {
             .is_some()
     );
 
+    // The order of the writes, from etcd's revisions (one etcd: a Secret's and a MasterExport's
+    // versions compare): the old Secret may go only once the status names the new one, so that
+    // whoever follows the status's reference always finds a Secret.
+    let names_new = first_revision(world.api(), |m: &MasterExport| {
+        m.status
+            .as_ref()
+            .and_then(|s| s.master.as_ref())
+            .and_then(|m| m.url_secret_ref.as_ref())
+            .is_some_and(|r| r.name == "moves-new")
+    })
+    .await;
+    let old_deleted = deletion_revision(world.secrets(), "moves-old").await;
     world
         .api()
         .patch(
@@ -171,6 +189,80 @@ async fn a_renamed_url_secret_is_written_and_the_old_one_removed() {
         .url_secret_ref
         .unwrap();
     assert_eq!(reference.name, "moves-new");
+    let (named_at, deleted_at) = eventually(
+        support::TIMEOUT,
+        "both writes seen by the watches",
+        || async {
+            let named = *names_new.lock().unwrap();
+            let deleted = *old_deleted.lock().unwrap();
+            named.zip(deleted)
+        },
+    )
+    .await;
+    assert!(
+        named_at < deleted_at,
+        "the old URL Secret went (revision {deleted_at}) before the status named the new one \
+         (revision {named_at})"
+    );
+}
+
+/// Watches `api` from now on; the revision of the first object `wanted` accepts.
+async fn first_revision<K>(api: Api<K>, wanted: fn(&K) -> bool) -> Arc<Mutex<Option<u64>>>
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    K::DynamicType: Default,
+{
+    watch_revision(api, move |event| match event {
+        watcher::Event::Apply(o) | watcher::Event::InitApply(o) if wanted(o) => Some(o),
+        _ => None,
+    })
+    .await
+}
+
+/// Watches `api` from now on; the revision at which `name` is deleted.
+async fn deletion_revision<K>(api: Api<K>, name: &'static str) -> Arc<Mutex<Option<u64>>>
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    K::DynamicType: Default,
+{
+    watch_revision(api, move |event| match event {
+        watcher::Event::Delete(o) if o.name_any() == name => Some(o),
+        _ => None,
+    })
+    .await
+}
+
+/// Runs a watch on `api` in the background (returns once it has started) and records the
+/// `resourceVersion` of the first object `pick` takes from an event.
+async fn watch_revision<K>(
+    api: Api<K>,
+    pick: impl Fn(&watcher::Event<K>) -> Option<&K> + Send + 'static,
+) -> Arc<Mutex<Option<u64>>>
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    K::DynamicType: Default,
+{
+    let seen = Arc::new(Mutex::new(None));
+    let record = seen.clone();
+    let (started_tx, started) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut started_tx = Some(started_tx);
+        let mut events = watcher(api, watcher::Config::default()).boxed();
+        while let Some(Ok(event)) = events.next().await {
+            if matches!(event, watcher::Event::InitDone)
+                && let Some(tx) = started_tx.take()
+            {
+                let _ = tx.send(());
+            }
+            if let Some(object) = pick(&event) {
+                let version = object.resource_version().unwrap_or_default();
+                let mut first = record.lock().unwrap();
+                first.get_or_insert(version.parse().expect("a numeric resourceVersion"));
+            }
+        }
+    });
+    started.await.expect("the watch starts");
+    seen
 }
 
 #[tokio::test]

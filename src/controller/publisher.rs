@@ -164,11 +164,12 @@ impl<'a> Publisher<'a> {
                 data: wanted,
             });
         }
-        self.remove_stale().await
+        Ok(())
     }
 
     /// Removes the URL Secret of an earlier name, if this resource created it: deleted, or
-    /// (where the operator may not delete Secrets) emptied of its URL.
+    /// (where the operator may not delete Secrets) emptied of its URL. Only once the status
+    /// names the new one: until then a reader following the status's reference finds the old.
     async fn remove_stale(&mut self) -> Result<(), Error> {
         let Some(old) = self.stale.take() else {
             return Ok(());
@@ -199,7 +200,7 @@ impl<'a> Publisher<'a> {
     }
 
     /// Publishes `status`: the Secret (when it does not hold what the status publishes),
-    /// then the status.
+    /// then the status, then (after a rename) the Secret of the earlier name is removed.
     pub async fn publish(
         &mut self,
         status: &mut MasterExportStatus,
@@ -218,7 +219,7 @@ impl<'a> Publisher<'a> {
         attach_secret_ref(self.obj, status);
         self.sync_secret(status).await?;
         self.recorded = apply_status(self.obj, self.ctx, status, summary, None).await?;
-        Ok(())
+        self.remove_stale().await
     }
 
     /// `status` as read, with the published URL put back from the URL Secret when the URL is
