@@ -118,6 +118,11 @@ impl SourceIndex {
     }
 
     /// The resources that name `id` (an asset or a live stream).
+    /// Whether any resource refers to `id`.
+    pub fn refers_to(&self, id: &str) -> bool {
+        self.by_id.get(id).is_some_and(|s| !s.is_empty())
+    }
+
     pub fn lookup(&self, id: &str) -> Vec<Ref> {
         self.by_id
             .get(id)

@@ -5,7 +5,8 @@
 //! - `context`: what every reconcile shares, and the options it is built from;
 //! - `error`: what can go wrong, and the condition reason each failure shows;
 //! - `publisher`: the URL Secret, then the status, in that order;
-//! - `events`: which Events a change calls for, and publishing them;
+//! - `events`: which Events a change calls for, and publishing them (`recorder`: Events
+//!   kept as series with a small memory);
 //! - `mux_calls`: the reads and writes at Mux;
 //! - `copy_job`: the copy Job, built typed, observed, created alone;
 //! - `deletion`: deleting the asset from Mux after a verified copy (`policy::deletion` decides);
@@ -29,6 +30,7 @@ pub mod mux_calls;
 pub mod policy;
 pub mod publisher;
 pub mod reconcile;
+pub mod recorder;
 pub mod run;
 pub mod snapshots;
 pub mod sweeper;

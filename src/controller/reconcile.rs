@@ -36,6 +36,7 @@ use mux::types::MasterAccess;
 /// The controller's entry point for one resource.
 pub async fn reconcile(obj: Arc<MasterExport>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = obj.namespace().ok_or(Error::NoNamespace)?;
+    let name = obj.name_any();
     let api: Api<MasterExport> = Api::namespaced(ctx.client.clone(), &namespace);
     let result = finalizer(&api, FINALIZER, obj, |event| async {
         match event {
@@ -49,6 +50,11 @@ pub async fn reconcile(obj: Arc<MasterExport>, ctx: Arc<Context>) -> Result<Acti
         | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
         other => Error::Finalizer(other.to_string()),
     });
+    // Which reconcile chose which next look: what a missed refresh is traced with.
+    match &result {
+        Ok(action) => tracing::debug!(%namespace, name = %name, ?action, "reconciled"),
+        Err(error) => tracing::debug!(%namespace, name = %name, %error, "reconcile failed"),
+    }
     let label = if result.is_ok() { "success" } else { "error" };
     ctx.metrics
         .reconciles

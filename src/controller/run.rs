@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::utils::Predicate;
 use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
 use kube::{Api, Client};
@@ -17,6 +17,7 @@ use super::copy_policy::CopySettings;
 use super::index::SourceIndex;
 use super::policy::Settings;
 use super::reconcile::{error_policy, reconcile};
+use super::recorder::Recorder;
 use super::snapshots::{self, Snapshots};
 use super::sweeper::sweep_expired_urls;
 use super::wakeup::Wakeups;
@@ -253,7 +254,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             sink_sets.on_webhook(&event.kind);
             // The asset it carries stands in for a GET; one that is not news (a duplicate, a
             // late delivery) wakes nobody.
+            // Kept only for assets a resource is on: Mux sends the events of every asset of
+            // the environment, and a snapshot nobody reads would stay for good.
             if let Some(snapshot) = snapshots::trusted(event)
+                && sink_wakeups.watches(&snapshot.asset.id)
                 && !sink_snapshots.offer(snapshot)
             {
                 tracing::debug!(kind = %event.kind, object = %event.object.id, "webhook: nothing new");

@@ -132,6 +132,15 @@ impl Wakeups {
         targets
     }
 
+    /// Whether any resource is on asset (or live stream) `id`.
+    pub fn watches(&self, id: &str) -> bool {
+        self.indexes
+            .read()
+            .expect("indexes lock")
+            .iter()
+            .any(|index| index.read().expect("index lock").refers_to(id))
+    }
+
     /// Wakes the other resources on `asset_id` (poked: they ask Mux), after this one changed
     /// what Mux shows for it (a new URL, access turned off or kept).
     pub fn wake_others(&self, asset_id: &str, me: &Ref) {
@@ -180,9 +189,22 @@ impl Wakeups {
 
     fn queue(&self, targets: &[Ref], received: Instant) {
         let mut pokes = self.pokes.lock().expect("pokes lock");
-        let mut queues = self.queues.lock().expect("queues lock");
         for target in targets {
             pokes.entry(target.clone()).or_insert(received);
+        }
+        drop(pokes);
+        self.send(targets);
+    }
+
+    /// Reconciles `target` soon, as a timer would (no poke: its status decides whether Mux
+    /// is asked). The expiry sweeper's way to hand a resource back to the controller.
+    pub fn wake(&self, target: &Ref) {
+        self.send(std::slice::from_ref(target));
+    }
+
+    fn send(&self, targets: &[Ref]) {
+        let mut queues = self.queues.lock().expect("queues lock");
+        for target in targets {
             for (namespace, queue) in queues.iter_mut() {
                 if namespace.is_none() || namespace == &target.namespace {
                     // A full queue means the controller is already busy with a backlog: the
@@ -251,6 +273,35 @@ mod tests {
         assert_eq!(
             wakeups.on_event(&event("video.asset.master.ready", "other"), Instant::now()),
             0
+        );
+    }
+
+    #[tokio::test]
+    async fn a_wake_queues_without_a_poke_and_only_watched_assets_count() {
+        let wakeups = Wakeups::new(true, Duration::from_secs(600));
+        let index = Arc::new(RwLock::new(SourceIndex::default()));
+        let mut obj = MasterExport::new(
+            "a",
+            serde_json::from_value(serde_json::json!({
+                "source": {"assetId": "asset1"}, "credentialsSecretRef": {"name": "mux"}
+            }))
+            .unwrap(),
+        );
+        obj.metadata.namespace = Some("media".into());
+        index
+            .write()
+            .unwrap()
+            .apply_event(&kube::runtime::watcher::Event::Apply(obj.clone()));
+        let (tx, mut rx) = mpsc::channel(8);
+        wakeups.add(Some("media".into()), index, tx);
+
+        assert!(wakeups.watches("asset1"));
+        assert!(!wakeups.watches("an-asset-nobody-exports"));
+        wakeups.wake(&ObjectRef::from(&obj));
+        assert_eq!(rx.next().await.unwrap().name, "a");
+        assert!(
+            wakeups.take_poke(&ObjectRef::from(&obj)).is_none(),
+            "a wake is not a webhook: the status decides whether Mux is asked"
         );
     }
 
