@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt, TryStreamExt};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -33,7 +34,9 @@ pub async fn run_with(ctx: Arc<SetContext>, scopes: Vec<Option<String>>) {
             None => Api::all(client.clone()),
             Some(ns) => Api::namespaced(client.clone(), ns),
         };
-        let children: Api<MasterExport> = match &scope {
+        // The children by metadata only: their owner reference is all the mapping reads, and
+        // a set of 10,000 exports would otherwise decode each whole object on every change.
+        let children: Api<PartialObjectMeta<MasterExport>> = match &scope {
             None => Api::all(client.clone()),
             Some(ns) => Api::namespaced(client.clone(), ns),
         };
