@@ -81,6 +81,40 @@ struct Seen {
     first_refresh_at: Option<String>,
 }
 
+/// When the object's status was last written, from its managed fields (second precision).
+fn status_written_at(obj: &MasterExport) -> Option<jiff::Timestamp> {
+    obj.metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|f| f.subresource.as_deref() == Some("status"))
+        .filter_map(|f| f.time.as_ref().map(|t| t.0))
+        .max()
+}
+
+/// Of `names` (not already counted), those the apiserver, read now, still shows publishing a
+/// URL whose expiry has passed.
+async fn confirm_expired(
+    api: &kube::Api<MasterExport>,
+    mut names: Vec<String>,
+    counted: &HashSet<String>,
+) -> Vec<String> {
+    names.sort();
+    names.dedup();
+    names.retain(|n| !counted.contains(n));
+    futures::stream::iter(names)
+        .map(|name| async move {
+            let obj = api.get(&name).await.ok()?;
+            let master = obj.status.as_ref()?.master.as_ref()?;
+            let expires = master.expires_at.as_ref()?.0;
+            (master.url.is_some() && expires <= jiff::Timestamp::now()).then_some(name)
+        })
+        .buffer_unordered(16)
+        .filter_map(std::future::ready)
+        .collect()
+        .await
+}
+
 #[tokio::main]
 async fn main() {
     let resources: usize = env_or("RESOURCES", 10_000);
@@ -153,10 +187,15 @@ async fn main() {
 
     // One watch over every export: what each published, when.
     let seen: Arc<Mutex<HashMap<String, Seen>>> = Arc::default();
-    // Exports seen publishing a URL past its expiry.
+    // Exports the watch showed publishing a URL past its expiry. The watch can lag behind the
+    // apiserver on a loaded machine, so each is then read afresh (`confirm_expired`): what
+    // counts is an expired URL the apiserver still serves.
     let expired_published: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let to_confirm: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut confirmed_expired: HashSet<String> = HashSet::new();
     let started = Instant::now();
-    let (watch_seen, watch_expired) = (seen.clone(), expired_published.clone());
+    let (watch_seen, watch_expired, watch_confirm) =
+        (seen.clone(), expired_published.clone(), to_confirm.clone());
     let api = world.api();
     let watch = tokio::spawn(async move {
         let mut stream = watcher(api, watcher::Config::default())
@@ -175,7 +214,8 @@ async fn main() {
             };
             let now = jiff::Timestamp::now();
             if expires.0 <= now {
-                watch_expired.lock().unwrap().insert(name);
+                watch_expired.lock().unwrap().insert(name.clone());
+                watch_confirm.lock().unwrap().push(name.clone());
             }
             entry.refreshes = master.refreshes;
             if entry.first_url.is_none() {
@@ -185,7 +225,9 @@ async fn main() {
             } else if entry.refreshed_at.is_none()
                 && entry.first_url.as_ref().is_some_and(|(u, _)| u != url)
             {
-                entry.refreshed_at = Some(now);
+                // When the apiserver took the status write that published it (its managed
+                // fields' time), not when this watch, which can lag, delivered it.
+                entry.refreshed_at = Some(status_written_at(&obj).unwrap_or(now));
             }
             entry.current = Some((url.clone(), expires.0));
         }
@@ -227,12 +269,15 @@ async fn main() {
             for (name, s) in all.iter() {
                 if s.current.as_ref().is_some_and(|(_, e)| *e <= now) {
                     expired.insert(name.clone());
+                    to_confirm.lock().unwrap().push(name.clone());
                 }
             }
             let ready = all.values().filter(|s| s.first_url.is_some()).count();
             let refreshed = all.values().filter(|s| s.refreshed_at.is_some()).count();
             (ready, refreshed)
         };
+        let suspects: Vec<String> = std::mem::take(&mut *to_confirm.lock().unwrap());
+        confirmed_expired.extend(confirm_expired(&world.api(), suspects, &confirmed_expired).await);
         rss_peak_seen = rss_peak_seen.max(proc_status_kib(pid, "VmRSS:"));
         if ready == resources && all_ready_at.is_none() {
             all_ready_at = Some(started.elapsed());
@@ -271,6 +316,7 @@ async fn main() {
         })
         .count();
     let expired_seen = expired_published.lock().unwrap().len();
+    let expired_served = confirmed_expired.len();
     // A few late ones, with their asset's calls at mux-sim, to see why.
     let late: Vec<_> = all
         .iter()
@@ -346,8 +392,12 @@ async fn main() {
         ),
     }
     println!(
-        "  refreshed before expiry     {in_time:>9} of {resources}; published past expiry (seen): {expired_seen} ({})",
-        goal(in_time == resources && expired_seen == 0)
+        "  refreshed before expiry     {in_time:>9} of {resources} ({})",
+        goal(in_time == resources)
+    );
+    println!(
+        "  published past expiry       {expired_served:>9} served by the apiserver when read afresh ({}); {expired_seen} shown by the bench's watch, which lags on a loaded machine",
+        goal(expired_served == 0)
     );
     println!(
         "  observed for                {:>9.1} s",
