@@ -91,13 +91,16 @@ pub(super) fn ready(
             };
         }
         let due = master.refresh_at.as_ref().is_none_or(|r| r.0 <= obs.now);
-        // A URL recorded long after its window began (a renewal's, given the earlier window,
-        // or one adopted late): another renewal proves nothing; only none → temporary renews.
+        // A window we know (we asked for this URL, or adopted it with its window): a second
+        // `temporary` is assumed to keep that window (Mux does not document it), so renewing
+        // would only add a PUT before the cycle that must follow; only none → temporary
+        // renews. A URL recorded long after its window began (one adopted late) likewise.
+        let window_known = master.requested_at.is_some();
         let window_old_when_seen = match (&master.requested_at, &master.ready_at) {
             (Some(requested), Some(seen)) => until(requested.0, seen.0) > settings.url_lifetime / 2,
             _ => false,
         };
-        if (due || expired) && window_old_when_seen {
+        if (due || expired) && (window_known || window_old_when_seen) {
             status.master = Some(MasterState {
                 url: None,
                 status: MasterStage::None,
@@ -115,11 +118,12 @@ pub(super) fn ready(
             };
         }
         if due || expired {
+            // An unknown window: one renewal, whose answer's window is then known.
             status.phase = Some(Phase::Ready);
             return Decision {
                 call: Some((Operation::Renew, MasterAccess::Temporary)),
                 status,
-                summary: Summary::progressing("RenewingAccess", "the URL is due for a refresh"),
+                summary: Summary::progressing("RenewingAccess", "the URL's window is unknown; renewing it once"),
                 requeue_after: None,
             };
         }

@@ -167,7 +167,7 @@ fn a_ready_master_is_recorded_with_its_window_counted_from_the_request() {
 }
 
 #[test]
-fn at_refresh_time_access_is_renewed() {
+fn at_refresh_time_access_is_cycled_without_a_renewal_first() {
     let recorded = recorded_ready();
     let quiet = decide_at(
         t(3600),
@@ -182,11 +182,33 @@ fn at_refresh_time_access_is_renewed() {
         &recorded,
         &asset(Some((MasterStatus::Ready, Some(URL_A)))),
     );
+    // A renewal is assumed to keep the window it renews: it would only add a PUT before this.
+    assert_eq!(due.call, Some((Operation::Cycle, MasterAccess::None)));
+    assert_eq!(
+        due.status.master.unwrap().url,
+        None,
+        "a URL about to be revoked is not published"
+    );
+}
+
+#[test]
+fn a_url_of_unknown_window_is_renewed_once() {
+    let mut adopted = recorded_ready();
+    let master = adopted.master.as_mut().unwrap();
+    master.requested_at = None;
+    master.expires_at = None;
+    master.refresh_at = Some(time(t(3600)));
+    let due = decide_at(
+        t(3600),
+        &spec(),
+        &adopted,
+        &asset(Some((MasterStatus::Ready, Some(URL_A)))),
+    );
     assert_eq!(due.call, Some((Operation::Renew, MasterAccess::Temporary)));
     assert_eq!(
         due.status.master.unwrap().url.as_deref(),
         Some(URL_A),
-        "the URL stays published meanwhile"
+        "the URL stays published while its window is renewed"
     );
 }
 
