@@ -189,7 +189,8 @@ async fn the_error_branch_says_why_and_withdraws_a_url_past_its_expiry() {
 
 #[tokio::test]
 async fn the_intent_is_recorded_before_the_mux_call_is_made() {
-    // GETs and PUTs to Mux at one every 2 s: the PUT waits 2 s after the GET, in our process.
+    // GETs and PUTs to Mux at one every 2 s: the PUT waits 2 s behind the test's own GET
+    // (a new export makes no GET before it), in our process.
     let env = InProcess::new("rec-intent", &["--master-prepare-delay", "30s"], 0.5).await;
     let asset = env
         .world
@@ -202,6 +203,13 @@ async fn the_intent_is_recorded_before_the_mux_call_is_made() {
         .await
         .unwrap();
     env.reconcile("intent").await.unwrap(); // the finalizer
+    let token = mux::Credentials::new(support::TOKEN_ID, support::TOKEN_SECRET);
+    env.ctx
+        .mux
+        .client(token)
+        .get_asset(&asset.id)
+        .await
+        .unwrap();
 
     let ctx = env.ctx.clone();
     let obj = env.get("intent").await.unwrap();

@@ -174,7 +174,7 @@ impl Context {
         self.preparations
             .lock()
             .expect("preparations lock")
-            .observe(asset, seen, at);
+            .observe(asset, seen, at, &self.settings);
     }
 
     /// When `asset`'s master, preparing for our request, is worth its first look.

@@ -10,16 +10,19 @@
 //! the first `poll_max` of a preparation (after that the usual schedule alone applies).
 //!
 //! - A sample is a preparation timed precisely enough to be worth learning from: seen ready
-//!   by a webhook (at once), or by a look that came after one in the second half of its
-//!   preparation still found it preparing. A master found ready at its first look only tells
-//!   that the expectation was long enough; it is not a sample (else the estimate would feed
-//!   on itself). The expectation is the median of the samples of the last
-//!   [`SAMPLE_LIFETIME`] (at most [`SAMPLES`]); older ones are dropped, so a preparation that
-//!   got faster is learnt again within that time (webhooks teach it at every grant).
+//!   by a webhook (at once), or by a look that came after one still found it preparing, no
+//!   longer before than half its age or `poll_min` (the usual schedule's finest step). A
+//!   master found ready at its first look only tells that the wait was long enough; it is not
+//!   a sample (else the estimate would feed on itself). The expectation is the median of the
+//!   samples of the last [`SAMPLE_LIFETIME`] (at most [`SAMPLES`]); older ones are dropped.
+//! - Samples come from masters slower than expected, so the estimate leans to the slow ones:
+//!   one master in [`EXPLORE_EVERY`] keeps the usual schedule and is timed whatever its
+//!   speed (webhooks, when they flow, time every master).
 //! - With no sample yet (a fresh start, a batch created together), a master waits behind the
-//!   older ones still preparing: while one requested before it is known to be still preparing
-//!   at an age this one has not reached, this one very likely is too. Only the oldest polls
-//!   on the usual schedule; its preparation becomes the first sample.
+//!   older ones still preparing: while one requested before it is not known to be ready,
+//!   this one very likely is not either. Only the oldest polls on the usual schedule; its
+//!   preparation becomes the first sample. Masters that differ widely (a large asset
+//!   requested first) make the younger ones wait, at most `poll_max`, until the first sample.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -35,6 +38,8 @@ use mux::types::{Asset, MasterStatus};
 pub const SAMPLES: usize = 32;
 /// How long a sample counts.
 pub const SAMPLE_LIFETIME: Duration = Duration::from_secs(600);
+/// One master in this many keeps the usual schedule once something is learnt.
+pub const EXPLORE_EVERY: u64 = 16;
 
 /// What a call showed of an asset's master.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +72,8 @@ struct Watch {
     started: Timestamp,
     /// The last time it was seen still preparing.
     preparing_at: Timestamp,
+    /// Polled on the usual schedule, to be timed whatever its speed.
+    explore: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,18 +87,25 @@ struct Sample {
 pub struct Preparations {
     watches: HashMap<String, Watch>,
     samples: VecDeque<Sample>,
+    /// Watches started so far (which one explores).
+    started: u64,
 }
 
 impl Preparations {
     /// Records what a call made at `at` showed of `asset`'s master.
-    pub fn observe(&mut self, asset: &str, seen: Seen, at: Timestamp) {
+    pub fn observe(&mut self, asset: &str, seen: Seen, at: Timestamp, settings: &Settings) {
         match seen {
             Seen::Requested => {
                 // A request while one is preparing does not restart it.
-                self.watches.entry(asset.to_string()).or_insert(Watch {
-                    started: at,
-                    preparing_at: at,
-                });
+                if !self.watches.contains_key(asset) {
+                    self.started += 1;
+                    let watch = Watch {
+                        started: at,
+                        preparing_at: at,
+                        explore: self.started.is_multiple_of(EXPLORE_EVERY),
+                    };
+                    self.watches.insert(asset.to_string(), watch);
+                }
             }
             Seen::Preparing => {
                 if let Some(watch) = self.watches.get_mut(asset) {
@@ -104,7 +118,8 @@ impl Preparations {
                 };
                 let took = until(watch.started, at);
                 let bracket = until(watch.preparing_at, at);
-                if at_once || bracket <= took / 2 {
+                // poll_min and a quarter: the usual first poll, give or take its scheduling.
+                if at_once || bracket <= (took / 2).max(settings.poll_min * 5 / 4) {
                     self.samples.push_back(Sample { took, at });
                     while self.samples.len() > SAMPLES {
                         self.samples.pop_front();
@@ -138,9 +153,10 @@ impl Preparations {
     }
 
     /// When `asset`'s master, prepared for our request, is worth a first look: at its start
-    /// plus the expected preparation, or (nothing learnt yet) one usual poll after the age at
-    /// which an older one was last seen still preparing; never beyond `poll_max` of its age.
-    /// `None`: nothing known (not ours, or the oldest with nothing learnt): the usual schedule.
+    /// plus the expected preparation, or (nothing learnt yet) one usual poll after the age of
+    /// the oldest master requested before it and not known to be ready; never beyond
+    /// `poll_max` of its age. `None`: the usual schedule (not ours, exploring, or the oldest
+    /// with nothing learnt).
     pub fn first_look(
         &self,
         asset: &str,
@@ -149,13 +165,14 @@ impl Preparations {
     ) -> Option<Timestamp> {
         let watch = self.watches.get(asset)?;
         let wait = match self.expected(now) {
+            Some(_) if watch.explore => return None,
             Some(took) => took,
             None => {
                 let behind = self
                     .watches
                     .iter()
                     .filter(|(id, w)| id.as_str() != asset && w.started <= watch.started)
-                    .map(|(_, w)| until(w.started, w.preparing_at))
+                    .map(|(_, w)| until(w.started, now))
                     .max()?;
                 behind + (behind / 4).max(settings.poll_min)
             }

@@ -10,17 +10,25 @@ fn t(ms: i64) -> Timestamp {
     Timestamp::from_millisecond(1_800_000_000_000 + ms).unwrap()
 }
 
+const S: Settings = Settings {
+    url_lifetime: Duration::from_secs(24 * 3600),
+    poll_min: Duration::from_secs(1),
+    poll_max: Duration::from_secs(30),
+    stalled_recheck: Duration::from_secs(600),
+    allow_asset_deletion: false,
+};
+
 fn ms(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }
 
 /// A master requested at `start`, seen preparing at each of `looks`, then ready at `ready`.
 fn timed(p: &mut Preparations, asset: &str, start: i64, looks: &[i64], ready: i64) {
-    p.observe(asset, Seen::Requested, t(start));
+    p.observe(asset, Seen::Requested, t(start), &S);
     for at in looks {
-        p.observe(asset, Seen::Preparing, t(*at));
+        p.observe(asset, Seen::Preparing, t(*at), &S);
     }
-    p.observe(asset, Seen::Ready { at_once: false }, t(ready));
+    p.observe(asset, Seen::Ready { at_once: false }, t(ready), &S);
 }
 
 #[test]
@@ -59,14 +67,13 @@ fn what_a_call_shows_of_the_master() {
 
 #[test]
 fn a_preparation_bracketed_by_polls_is_learnt_and_sets_the_next_first_look() {
-    let settings = Settings::default();
     let mut p = Preparations::default();
     // Polls at 1 s and 2 s saw it preparing, the one at 3.05 s ready.
     timed(&mut p, "a1", 0, &[1000, 2000], 3050);
     assert_eq!(p.expected(t(3050)), Some(ms(3050)));
-    p.observe("a2", Seen::Requested, t(10_000));
-    assert_eq!(p.first_look("a2", t(10_000), &settings), Some(t(13_050)));
-    assert_eq!(p.first_look("unknown", t(10_000), &settings), None);
+    p.observe("a2", Seen::Requested, t(10_000), &S);
+    assert_eq!(p.first_look("a2", t(10_000), &S), Some(t(13_050)));
+    assert_eq!(p.first_look("unknown", t(10_000), &S), None);
 }
 
 #[test]
@@ -80,8 +87,8 @@ fn a_master_found_ready_at_its_first_look_is_not_a_sample() {
     timed(&mut p, "a2", 0, &[500], 3050);
     assert_eq!(p.expected(t(3050)), None);
     // A webhook's ready is seen as it happens: a sample without any poll.
-    p.observe("a3", Seen::Requested, t(0));
-    p.observe("a3", Seen::Ready { at_once: true }, t(2900));
+    p.observe("a3", Seen::Requested, t(0), &S);
+    p.observe("a3", Seen::Ready { at_once: true }, t(2900), &S);
     assert_eq!(p.expected(t(2900)), Some(ms(2900)));
 }
 
@@ -90,8 +97,8 @@ fn the_expected_time_is_the_median_of_recent_samples() {
     let mut p = Preparations::default();
     for (i, took) in [3000, 9000, 4000, 3500, 60_000].iter().enumerate() {
         let asset = format!("a{i}");
-        p.observe(&asset, Seen::Requested, t(0));
-        p.observe(&asset, Seen::Ready { at_once: true }, t(*took));
+        p.observe(&asset, Seen::Requested, t(0), &S);
+        p.observe(&asset, Seen::Ready { at_once: true }, t(*took), &S);
     }
     assert_eq!(
         p.expected(t(60_000)),
@@ -104,8 +111,8 @@ fn the_expected_time_is_the_median_of_recent_samples() {
     // At most SAMPLES are kept, the newest.
     for i in 0..(SAMPLES as i64 + 5) {
         let asset = format!("b{i}");
-        p.observe(&asset, Seen::Requested, t(100_000 + i));
-        p.observe(&asset, Seen::Ready { at_once: true }, t(101_000 + i));
+        p.observe(&asset, Seen::Requested, t(100_000 + i), &S);
+        p.observe(&asset, Seen::Ready { at_once: true }, t(101_000 + i), &S);
     }
     assert_eq!(p.samples.len(), SAMPLES);
     assert_eq!(p.expected(t(200_000)), Some(ms(1000)));
@@ -113,65 +120,76 @@ fn the_expected_time_is_the_median_of_recent_samples() {
 
 #[test]
 fn with_nothing_learnt_a_master_waits_behind_an_older_one_still_preparing() {
-    let settings = Settings::default();
     let mut p = Preparations::default();
-    p.observe("old", Seen::Requested, t(0));
-    p.observe("young", Seen::Requested, t(500));
+    p.observe("old", Seen::Requested, t(0), &S);
+    p.observe("young", Seen::Requested, t(500), &S);
     // The oldest has nobody ahead: the usual schedule.
-    assert_eq!(p.first_look("old", t(500), &settings), None);
-    // Nobody has looked yet: one usual poll.
-    assert_eq!(p.first_look("young", t(500), &settings), Some(t(1500)));
-    // The oldest seen still preparing at 2 s of age: the younger one waits past that age.
-    p.observe("old", Seen::Preparing, t(1000));
-    p.observe("old", Seen::Preparing, t(2000));
-    assert_eq!(p.first_look("young", t(1500), &settings), Some(t(3500)));
+    assert_eq!(p.first_look("old", t(500), &S), None);
+    // The younger one waits one usual poll past the older one's age.
+    assert_eq!(p.first_look("young", t(500), &S), Some(t(2000)));
+    p.observe("old", Seen::Preparing, t(1000), &S);
+    p.observe("old", Seen::Preparing, t(2000), &S);
+    assert_eq!(p.first_look("young", t(2000), &S), Some(t(3500)));
     // Once the oldest is ready, its preparation is what everyone expects.
-    p.observe("old", Seen::Ready { at_once: false }, t(3050));
-    assert_eq!(p.first_look("young", t(3100), &settings), Some(t(3550)));
+    p.observe("old", Seen::Ready { at_once: false }, t(3050), &S);
+    assert_eq!(p.first_look("young", t(3100), &S), Some(t(3550)));
+    // A master under poll_min, found ready by the first usual poll, is timed well enough.
+    let mut quick = Preparations::default();
+    timed(&mut quick, "q", 0, &[], 1100);
+    assert_eq!(quick.expected(t(1100)), Some(ms(1100)));
+}
+
+#[test]
+fn once_something_is_learnt_one_master_in_sixteen_keeps_the_usual_schedule() {
+    let mut p = Preparations::default();
+    timed(&mut p, "teacher", 0, &[1000, 2000], 3050);
+    let mut usual = Vec::new();
+    for i in 2..=(2 * EXPLORE_EVERY) {
+        let asset = format!("a{i}");
+        p.observe(&asset, Seen::Requested, t(10_000), &S);
+        if p.first_look(&asset, t(10_000), &S).is_none() {
+            usual.push(i);
+        }
+    }
+    assert_eq!(usual, [EXPLORE_EVERY, 2 * EXPLORE_EVERY]);
 }
 
 #[test]
 fn a_first_look_is_never_later_than_poll_max_into_the_preparation() {
-    let settings = Settings::default();
     let mut p = Preparations::default();
-    p.observe("slow", Seen::Requested, t(0));
-    p.observe("slow", Seen::Preparing, t(600_000));
-    p.observe("young", Seen::Requested, t(1000));
+    p.observe("slow", Seen::Requested, t(0), &S);
+    p.observe("young", Seen::Requested, t(1000), &S);
     assert_eq!(
-        p.first_look("young", t(1000), &settings),
-        Some(t(1000) + settings.poll_max)
+        p.first_look("young", t(600_000), &S),
+        Some(t(1000) + S.poll_max)
     );
-    p.observe("big", Seen::Requested, t(0));
-    p.observe("big", Seen::Ready { at_once: true }, t(900_000));
-    p.observe("next", Seen::Requested, t(900_000));
+    let mut p = Preparations::default();
+    p.observe("big", Seen::Requested, t(0), &S);
+    p.observe("big", Seen::Ready { at_once: true }, t(900_000), &S);
+    p.observe("next", Seen::Requested, t(900_000), &S);
     assert_eq!(
-        p.first_look("next", t(900_000), &settings),
-        Some(t(900_000) + settings.poll_max)
+        p.first_look("next", t(900_000), &S),
+        Some(t(900_000) + S.poll_max)
     );
 }
 
 #[test]
 fn watches_end_with_the_preparation_and_a_repeated_request_keeps_its_start() {
-    let settings = Settings::default();
     let mut p = Preparations::default();
-    p.observe("a1", Seen::Requested, t(0));
-    p.observe("a1", Seen::Requested, t(5000));
-    p.observe("a1", Seen::Preparing, t(7000));
-    p.observe("a1", Seen::Ready { at_once: false }, t(8000));
+    p.observe("a1", Seen::Requested, t(0), &S);
+    p.observe("a1", Seen::Requested, t(5000), &S);
+    p.observe("a1", Seen::Preparing, t(7000), &S);
+    p.observe("a1", Seen::Ready { at_once: false }, t(8000), &S);
     assert_eq!(p.expected(t(8000)), Some(ms(8000)), "timed from the first");
-    p.observe("a2", Seen::Requested, t(0));
-    p.observe("a2", Seen::Other, t(1000));
-    assert_eq!(
-        p.first_look("a2", t(1000), &settings),
-        None,
-        "errored or revoked"
-    );
-    p.observe("a3", Seen::Requested, t(0));
+    p.observe("a2", Seen::Requested, t(0), &S);
+    p.observe("a2", Seen::Other, t(1000), &S);
+    assert_eq!(p.first_look("a2", t(1000), &S), None, "errored or revoked");
+    p.observe("a3", Seen::Requested, t(0), &S);
     p.forget("a3");
     assert!(p.watches.is_empty());
     // Without a watch (not our request, or forgotten), nothing is learnt.
-    p.observe("a4", Seen::Preparing, t(0));
-    p.observe("a4", Seen::Ready { at_once: true }, t(1000));
+    p.observe("a4", Seen::Preparing, t(0), &S);
+    p.observe("a4", Seen::Ready { at_once: true }, t(1000), &S);
     assert_eq!(p.samples.len(), 1);
 }
 
