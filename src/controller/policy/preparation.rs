@@ -184,7 +184,9 @@ impl Preparations {
 /// A reconcile of a master still preparing for our request makes no call before its first
 /// look is due (woken early: by the usual schedule planned before anything was learnt, or by
 /// an owned object): how long to wait instead. `None`: look now (something changed, the
-/// look is due, or this is not a settled preparation).
+/// look is due, or this is not a settled preparation). The request stays pending in the
+/// status while the master prepares; it was answered: `first_look` is only known once our
+/// request's answer showed the master preparing, in this process.
 pub fn wait_before_looking(
     spec: &MasterExportSpec,
     status: &MasterExportStatus,
@@ -194,7 +196,6 @@ pub fn wait_before_looking(
 ) -> Option<Duration> {
     let settled = status.observed_generation.is_some()
         && status.observed_generation == generation
-        && status.pending.is_none()
         && status.copy.is_none();
     let preparing = effective_access(spec, status) == Access::Temporary
         && status.phase == Some(Phase::Preparing)

@@ -260,8 +260,8 @@ fn a_settled_preparation_is_not_looked_at_before_its_first_look() {
     });
     assert_eq!(
         wait(&pending, Some(1), 1000),
-        None,
-        "a call may be in flight"
+        Some(ms(2050)),
+        "the request stays pending while its master prepares"
     );
     let mut ready = preparing();
     ready.phase = Some(Phase::Ready);
