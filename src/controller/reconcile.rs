@@ -110,6 +110,7 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
     let first_look = previous
         .asset
         .as_ref()
+        .filter(|_| previous.phase == Some(crate::resource::Phase::Preparing))
         .and_then(|a| ctx.first_look(&a.id, now));
     if poked.is_none()
         && !deletion::involved(&obj, &previous)
