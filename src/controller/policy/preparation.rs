@@ -22,7 +22,8 @@
 //!   older ones still preparing: while one requested before it is not known to be ready,
 //!   this one very likely is not either. Only the oldest polls on the usual schedule; its
 //!   preparation becomes the first sample. Masters that differ widely (a large asset
-//!   requested first) make the younger ones wait, at most `poll_max`, until the first sample.
+//!   requested first) make the younger ones wait, at most `poll_max`, until the first sample;
+//!   only masters requested within `poll_max` before this one hold it.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -38,6 +39,9 @@ use mux::types::{Asset, MasterStatus};
 pub const SAMPLES: usize = 32;
 /// How long a sample counts.
 pub const SAMPLE_LIFETIME: Duration = Duration::from_secs(600);
+/// A watch never resolved (its asset deleted while preparing, the resource pointed elsewhere)
+/// is dropped after this long.
+pub const WATCH_LIFETIME: Duration = Duration::from_secs(3600);
 /// One master in this many keeps the usual schedule once something is learnt.
 pub const EXPLORE_EVERY: u64 = 16;
 
@@ -99,6 +103,10 @@ impl Preparations {
                 // A request while one is preparing does not restart it.
                 if !self.watches.contains_key(asset) {
                     self.started += 1;
+                    if self.started.is_multiple_of(64) {
+                        self.watches
+                            .retain(|_, w| until(w.started, at) <= WATCH_LIFETIME);
+                    }
                     let watch = Watch {
                         started: at,
                         preparing_at: at,
@@ -172,6 +180,9 @@ impl Preparations {
                     .watches
                     .iter()
                     .filter(|(id, w)| id.as_str() != asset && w.started <= watch.started)
+                    // Older by more than poll_max: it would hold this one the longest allowed,
+                    // and may be one whose end was never seen.
+                    .filter(|(_, w)| until(w.started, watch.started) <= settings.poll_max)
                     .map(|(_, w)| until(w.started, now))
                     .max()?;
                 behind + (behind / 4).max(settings.poll_min)

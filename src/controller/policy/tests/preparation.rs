@@ -163,6 +163,18 @@ fn a_first_look_is_never_later_than_poll_max_into_the_preparation() {
         p.first_look("young", t(600_000), &S),
         Some(t(1000) + S.poll_max)
     );
+    // A master requested more than poll_max later is not held by it (nor by one whose end
+    // was never seen), and such watches are dropped after WATCH_LIFETIME.
+    p.observe("later", Seen::Requested, t(40_000), &S);
+    assert_eq!(
+        p.first_look("later", t(40_000), &S),
+        None,
+        "the usual schedule"
+    );
+    for i in 0..64 {
+        p.observe(&format!("n{i}"), Seen::Requested, t(3_700_000), &S);
+    }
+    assert!(!p.watches.contains_key("slow"));
     let mut p = Preparations::default();
     p.observe("big", Seen::Requested, t(0), &S);
     p.observe("big", Seen::Ready { at_once: true }, t(900_000), &S);
