@@ -9,7 +9,7 @@
 
 use testenv::fixtures as support;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,8 @@ struct Outcome {
     gets_while_preparing: usize,
     /// Every Mux API call of the run (one URL grant per resource).
     mux_calls: usize,
+    /// How many resources' grants took how many Mux calls.
+    calls_per_grant: BTreeMap<usize, usize>,
     wall: Duration,
 }
 
@@ -141,6 +143,14 @@ async fn run(webhooks: bool, resources: usize) -> Outcome {
             .count();
     }
     latencies_ms.sort();
+    let mut calls_per_grant = BTreeMap::new();
+    for asset in &assets {
+        let calls = log
+            .iter()
+            .filter(|r| r.route.starts_with("/video/") && r.id.as_deref() == Some(asset))
+            .count();
+        *calls_per_grant.entry(calls).or_default() += 1;
+    }
     let api_calls: Vec<u64> = log
         .iter()
         .filter(|r| r.route.starts_with("/video/"))
@@ -159,6 +169,7 @@ async fn run(webhooks: bool, resources: usize) -> Outcome {
         latencies_ms,
         gets_while_preparing,
         mux_calls: api_calls.len(),
+        calls_per_grant,
         wall,
     }
 }
@@ -204,6 +215,17 @@ async fn main() {
                 o.gets_while_preparing as f64 / resources as f64
             ),
             o.wall.as_secs_f64()
+        );
+    }
+    for (name, o) in [("webhooks", &hooks), ("polling only", &polls)] {
+        let spread: Vec<String> = o
+            .calls_per_grant
+            .iter()
+            .map(|(calls, n)| format!("{n} x {calls}"))
+            .collect();
+        println!(
+            "  {name}: resources x Mux calls for their grant: {}",
+            spread.join(", ")
         );
     }
     let goal = |ok: bool| if ok { "met" } else { "NOT met" };

@@ -91,6 +91,13 @@ impl InProcess {
         .await
     }
 
+    /// A GET of `asset` through the reconciler's own limiter: at a slow rate, its next call
+    /// (a new export's first PUT) then waits in our process.
+    async fn hold_back_the_next_call(&self, asset: &str) {
+        let token = mux::Credentials::new(support::TOKEN_ID, support::TOKEN_SECRET);
+        self.ctx.mux.client(token).get_asset(asset).await.unwrap();
+    }
+
     async fn events(&self, reason: &str) -> Vec<Event> {
         let api: kube::Api<Event> =
             kube::Api::namespaced(self.world.client.clone(), &self.world.namespace);
@@ -190,7 +197,8 @@ async fn the_error_branch_says_why_and_withdraws_a_url_past_its_expiry() {
 
 #[tokio::test]
 async fn the_intent_is_recorded_before_the_mux_call_is_made() {
-    // GETs and PUTs to Mux at one every 2 s: the PUT waits 2 s after the GET, in our process.
+    // GETs and PUTs to Mux at one every 2 s: the PUT waits 2 s behind the test's own GET
+    // (a new export makes no GET before it), in our process.
     let env = InProcess::new("rec-intent", &["--master-prepare-delay", "30s"], 0.5).await;
     let asset = env
         .world
@@ -203,6 +211,7 @@ async fn the_intent_is_recorded_before_the_mux_call_is_made() {
         .await
         .unwrap();
     env.reconcile("intent").await.unwrap(); // the finalizer
+    env.hold_back_the_next_call(&asset.id).await;
 
     let ctx = env.ctx.clone();
     let obj = env.get("intent").await.unwrap();
@@ -330,7 +339,7 @@ async fn cleanup_waits_for_a_mux_that_is_down_and_says_so() {
 
 #[tokio::test]
 async fn a_failed_call_is_recorded_over_the_intent_not_over_the_status_first_read() {
-    // As above: the PUT waits 2 s after the GET, time to make Mux fail it.
+    // As above: the PUT waits 2 s behind the test's GET, time to make Mux fail it.
     let env = InProcess::new("rec-intent-error", &["--master-prepare-delay", "30s"], 0.5).await;
     let asset = env
         .world
@@ -343,6 +352,7 @@ async fn a_failed_call_is_recorded_over_the_intent_not_over_the_status_first_rea
         .await
         .unwrap();
     env.reconcile("fails").await.unwrap(); // the finalizer
+    env.hold_back_the_next_call(&asset.id).await;
 
     let ctx = env.ctx.clone();
     let obj = env.get("fails").await.unwrap();

@@ -13,6 +13,7 @@ use kube::{Resource, ResourceExt};
 
 use super::copy_policy::CopySettings;
 use super::expiries::ExpiryRecord;
+use super::policy::preparation::{Preparations, Seen};
 use super::policy::{Grant, Settings};
 use super::snapshots::Snapshots;
 use super::wakeup::Wakeups;
@@ -65,6 +66,9 @@ pub struct Context {
     pub expiries: ExpiryRecord,
     /// The assets verified webhooks carried, used instead of a GET while they are news.
     pub snapshots: Arc<Snapshots>,
+    /// The masters preparing for our requests and recent preparation times: when a
+    /// preparing master is worth a look (`policy::preparation`).
+    preparations: Mutex<Preparations>,
     /// Consecutive failures per resource, for backoff; forgotten on success.
     failures: Mutex<HashMap<ObjectRef<MasterExport>, u32>>,
     /// The latest URL grant recorded per asset (any resource on it), with its window: what
@@ -119,6 +123,7 @@ impl Context {
             url_in_status: options.url_in_status,
             copy: options.copy,
             failures: Mutex::default(),
+            preparations: Mutex::default(),
             grants: Mutex::default(),
             tokens: Mutex::default(),
         }
@@ -164,6 +169,22 @@ impl Context {
         self.grants.lock().expect("grants lock").get(asset).cloned()
     }
 
+    /// Records what a call made at `at` showed of `asset`'s master.
+    pub(crate) fn saw_master(&self, asset: &str, seen: Seen, at: jiff::Timestamp) {
+        self.preparations
+            .lock()
+            .expect("preparations lock")
+            .observe(asset, seen, at, &self.settings);
+    }
+
+    /// When `asset`'s master, preparing for our request, is worth its first look.
+    pub(crate) fn first_look(&self, asset: &str, now: jiff::Timestamp) -> Option<jiff::Timestamp> {
+        self.preparations
+            .lock()
+            .expect("preparations lock")
+            .first_look(asset, now, &self.settings)
+    }
+
     /// The other resources on `asset` that need access now, as `namespace/name`.
     pub(crate) fn others_wanting(&self, asset: &str, obj: &MasterExport) -> Vec<String> {
         self.wakeups
@@ -201,6 +222,10 @@ impl Context {
                 .is_empty()
         {
             self.snapshots.forget(&asset.id);
+            self.preparations
+                .lock()
+                .expect("preparations lock")
+                .forget(&asset.id);
         }
         self.succeeded(obj);
         self.wakeups.take_poke(&ObjectRef::from(obj));

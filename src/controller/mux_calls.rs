@@ -1,17 +1,19 @@
 //! The reconciler's reads and writes at Mux: the client for a resource's credentials, the
-//! asset (or the webhook snapshot standing for it), the live stream, changes of master
-//! access, and the deadline a published URL puts on all of them.
+//! asset (or the webhook snapshot standing for it, or a new export's first request answering
+//! for it), the live stream, changes of master access, and the deadline a published URL puts
+//! on all of them.
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, ResourceExt};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, Resource, ResourceExt};
 
 use super::context::{Context, TOKEN_ID_KEY, TOKEN_SECRET_KEY};
 use super::error::{Error, SourceKind};
-use super::policy::{self, LiveSource, SourceLookup, with_margin};
-use super::publisher::published_expiry;
+use super::policy::{self, LiveSource, SourceLookup, preparation, with_margin};
+use super::publisher::{Publisher, published_expiry};
 use crate::metrics::SourceLabels;
-use crate::resource::{MasterExport, MasterExportStatus};
+use crate::resource::{MasterExport, MasterExportSpec, MasterExportStatus, Operation};
 use mux::types::{Asset, MasterAccess};
 use mux::{Credentials, MuxClient};
 
@@ -33,7 +35,7 @@ pub async fn before_expiry<T>(
 
 /// The asset as Mux shows it: the webhook snapshot when it is newer than anything recorded
 /// about the asset (see `snapshots`), else a GET, whose sending is then recorded (its answer
-/// is at least that new).
+/// is at least that new). What it shows of the master is recorded for `policy::preparation`.
 pub async fn current_asset(
     ctx: &Context,
     mux: &MuxClient,
@@ -42,12 +44,18 @@ pub async fn current_asset(
 ) -> Result<Asset, Error> {
     if let Some(asset) = ctx.snapshots.usable(id, status) {
         ctx.metrics.asset_reads.get_or_create(&FROM_WEBHOOK).inc();
+        ctx.saw_master(id, preparation::seen(&asset, false, true), Timestamp::now());
         return Ok(asset);
     }
     let sent = Timestamp::now();
     let asset = get_asset(mux, id).await?;
     ctx.snapshots.record(id, sent);
     ctx.metrics.asset_reads.get_or_create(&FROM_MUX).inc();
+    ctx.saw_master(
+        id,
+        preparation::seen(&asset, false, false),
+        Timestamp::now(),
+    );
     Ok(asset)
 }
 
@@ -75,8 +83,56 @@ pub async fn change_access(
     access: MasterAccess,
 ) -> Result<Asset, Error> {
     let asset = put_access(mux, id, access).await?;
-    ctx.snapshots.record(id, Timestamp::now());
+    let answered = Timestamp::now();
+    ctx.snapshots.record(id, answered);
+    let requested = access == MasterAccess::Temporary;
+    ctx.saw_master(id, preparation::seen(&asset, requested, false), answered);
     Ok(asset)
+}
+
+/// A new export's first call, before any read (`policy::request_first`): the intent, then
+/// `PUT temporary`, whose answer is the asset, with the status to decide over. `None`: read
+/// the asset instead (not new, shared, a snapshot stands for it, or Mux refused the request
+/// in the asset's state: the read says which, and the decision over it is published).
+pub async fn first_request(
+    obj: &MasterExport,
+    spec: &MasterExportSpec,
+    ctx: &Context,
+    mux: &MuxClient,
+    asset_id: &str,
+    status: &MasterExportStatus,
+    publisher: &mut Publisher<'_>,
+) -> Result<Option<(Asset, MasterExportStatus)>, Error> {
+    let shared = ctx.grant_for(asset_id).is_some()
+        || !ctx
+            .wakeups
+            .others_on(asset_id, &ObjectRef::from(obj))
+            .is_empty();
+    let before = policy::BeforeReading {
+        spec,
+        status,
+        generation: obj.meta().generation,
+        shared,
+        snapshot: ctx.snapshots.usable(asset_id, status).is_some(),
+    };
+    let Some(decision) = policy::request_first(&before) else {
+        return Ok(None);
+    };
+    let mut intent = decision.status;
+    intent.pending = Some(policy::pending(Operation::Request, Timestamp::now()));
+    publisher.publish(&mut intent, &decision.summary).await?;
+    tracing::info!(name = %obj.name_any(), asset = %asset_id, "requesting master access before reading the asset (new export)");
+    match change_access(ctx, mux, asset_id, MasterAccess::Temporary).await {
+        Ok(answer) => {
+            let status = policy::first_answer(&intent, &answer);
+            Ok(Some((answer, status)))
+        }
+        Err(Error::Mux(e)) if policy::read_after_refusal(e.kind()) => {
+            tracing::info!(name = %obj.name_any(), asset = %asset_id, error = %e, "Mux refused the first request; reading the asset");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The asset to export: the spec's, the live stream's recording already chosen, or the

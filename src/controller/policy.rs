@@ -40,6 +40,8 @@
 mod access;
 pub mod deletion;
 mod failure;
+mod first_request;
+pub mod preparation;
 mod ready;
 mod source;
 pub mod timing;
@@ -58,10 +60,14 @@ use mux::types::{Asset, AssetStatus, MasterAccess, MasterStatus};
 
 pub use access::{can_skip_mux, copy_done, effective_access, wants_url};
 pub use failure::{Failure, drop_expired_url, failed_status, retry_after_failure, url_expired};
+pub use first_request::{
+    BeforeReading, first_answer, never_observed, read_after_refusal, request_first,
+};
 pub use ready::same_grant;
 pub use source::{LiveSource, SourceLookup, asset_state, resolve_live_stream, source_lookup};
 pub use timing::{
-    poll_interval, refresh_at, refresh_before, spread_seed, time, until, with_margin,
+    poll_interval, preparing_poll, refresh_at, refresh_before, spread_seed, time, until,
+    with_margin,
 };
 
 /// The knobs of the policy, from the command line.
@@ -108,6 +114,8 @@ pub struct Observation<'a> {
     /// instant its window counts from: the same URL is then adopted with its window, rather
     /// than renewed (one grant per asset, one refresh, the same URL published to each).
     pub known_grant: Option<&'a Grant>,
+    /// When a master preparing for our request is worth its first look (`preparation`).
+    pub first_look: Option<Timestamp>,
 }
 
 /// A URL grant of an asset, as the resource that asked for it recorded it.
@@ -132,6 +140,16 @@ pub fn kept_for_others(asset: &str, others: &[String]) -> String {
 /// How long to wait before looking again at something Mux is working on.
 fn wait_for_mux(obs: &Observation<'_>, since: Option<Timestamp>, settings: &Settings) -> Duration {
     let fast = poll_interval(since, obs.now, settings);
+    obs.slow_poll.map_or(fast, |slow| slow.max(fast))
+}
+
+/// How long to wait before looking again at a preparing master.
+fn wait_for_preparation(
+    obs: &Observation<'_>,
+    since: Option<Timestamp>,
+    settings: &Settings,
+) -> Duration {
+    let fast = preparing_poll(since, obs.now, obs.first_look, settings);
     obs.slow_poll.map_or(fast, |slow| slow.max(fast))
 }
 
@@ -342,7 +360,7 @@ pub fn decide(obs: &Observation<'_>, settings: &Settings) -> Decision {
                 call: None,
                 status,
                 summary: Summary::progressing("MasterPreparing", preparing),
-                requeue_after: Some(wait_for_mux(obs, requested_at, settings)),
+                requeue_after: Some(wait_for_preparation(obs, requested_at, settings)),
             }
         }
         Some(MasterStatus::Errored) => {

@@ -24,7 +24,8 @@ use super::deletion;
 use super::error::Error;
 use super::events::{self, Note};
 use super::mux_calls::{
-    before_expiry, change_access, current_asset, mux_client, mux_client_to_clean_up, source_asset,
+    before_expiry, change_access, current_asset, first_request, mux_client, mux_client_to_clean_up,
+    source_asset,
 };
 use super::policy::{self, Failure, LiveSource, Observation, Step, with_margin};
 use super::publisher::{self, Publisher, published_expiry, published_url};
@@ -110,6 +111,24 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
         return Ok(policy::skipped_requeue(&previous, now)
             .map(Action::requeue)
             .unwrap_or_else(Action::await_change));
+    }
+    // A master preparing for our request, woken before its first look is due: no GET yet.
+    let first_look = previous
+        .asset
+        .as_ref()
+        .filter(|_| previous.phase == Some(crate::resource::Phase::Preparing))
+        .and_then(|a| ctx.first_look(&a.id, now));
+    if poked.is_none()
+        && !deletion::involved(&obj, &previous)
+        && let Some(wait) = policy::preparation::wait_before_looking(
+            &obj.spec,
+            &previous,
+            obj.meta().generation,
+            now,
+            first_look,
+        )
+    {
+        return Ok(Action::requeue(wait));
     }
 
     // A URL already past its expiry (the reconcile came late) goes before anything else.
@@ -204,12 +223,21 @@ async fn converge(
             return Ok((step, false));
         }
     };
-    let mut asset = before_expiry(&status, current_asset(ctx, &mux, &asset_id, &status)).await?;
+    let known_grant = ctx.grant_for(&asset_id);
+    let first = first_request(obj, spec, ctx, &mux, &asset_id, &status, publisher).await?;
+    let (mut asset, mut changed) = match first {
+        Some((answer, answered)) => {
+            status = answered;
+            (answer, true)
+        }
+        None => {
+            let read = current_asset(ctx, &mux, &asset_id, &status);
+            (before_expiry(&status, read).await?, false)
+        }
+    };
     let spread_seed = policy::spread_seed(&obj.uid().unwrap_or_else(|| obj.name_any()));
     // The asset's access is decided over every resource on it.
     let others_wanting = ctx.others_wanting(&asset_id, obj);
-    let known_grant = ctx.grant_for(&asset_id);
-    let mut changed = false;
     // Each call changes what Mux shows; a handful of steps covers the longest path
     // (renew → same URL → none → temporary).
     for _ in 0..6 {
@@ -223,6 +251,7 @@ async fn converge(
             slow_poll: ctx.slow_poll(),
             others_wanting: &others_wanting,
             known_grant: known_grant.as_ref(),
+            first_look: ctx.first_look(&asset_id, Timestamp::now()),
         };
         let decision = policy::decide(&observation, &ctx.settings);
         let Some((operation, access)) = decision.call else {

@@ -69,6 +69,7 @@ fn decide_at(
         slow_poll: None,
         others_wanting: &[],
         known_grant: None,
+        first_look: None,
     };
     decide(&obs, &Settings::default())
 }
@@ -140,6 +141,7 @@ fn with_webhooks_flowing_polls_slow_down() {
         slow_poll: Some(Duration::from_secs(120)),
         others_wanting: &[],
         known_grant: None,
+        first_look: None,
     };
     let d = decide(&obs, &Settings::default());
     assert_eq!(d.requeue_after, Some(Duration::from_secs(120)));
@@ -425,4 +427,5 @@ fn a_fresh_ready_export_skips_mux() {
     );
 }
 
+mod new_exports;
 mod sharing;

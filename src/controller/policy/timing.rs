@@ -73,6 +73,20 @@ pub fn poll_interval(since: Option<Timestamp>, now: Timestamp, settings: &Settin
     (waited / 4).max(settings.poll_min).min(settings.poll_max)
 }
 
+/// How long to wait before looking again at a master preparing since `since`: the usual
+/// schedule, but not before its first look is due (`first_look`, from what the operator has
+/// seen of preparations: `preparation`), and never longer than `poll_max`.
+pub fn preparing_poll(
+    since: Option<Timestamp>,
+    now: Timestamp,
+    first_look: Option<Timestamp>,
+    settings: &Settings,
+) -> Duration {
+    let usual = poll_interval(since, now, settings);
+    let due = first_look.map(|at| until(now, at)).unwrap_or_default();
+    usual.max(due).min(settings.poll_max)
+}
+
 /// A stable number drawn from a resource's UID (or name), to spread refreshes.
 pub fn spread_seed(uid_or_name: &str) -> u64 {
     use std::hash::{Hash, Hasher};

@@ -19,6 +19,7 @@ fn access_none_is_kept_on_while_another_resource_needs_the_url() {
         slow_poll: None,
         others_wanting: &others,
         known_grant: None,
+        first_look: None,
     };
     let d = decide(&obs, &Settings::default());
     assert_eq!(d.call, None, "no revoke while media/b needs access");
@@ -62,6 +63,7 @@ fn a_url_another_resource_asked_for_is_adopted_with_its_window() {
         slow_poll: None,
         others_wanting: &[],
         known_grant: Some(&grant),
+        first_look: None,
     };
     let d = decide(&obs, &Settings::default());
     assert_eq!(d.call, None, "no renewal of a URL whose window is known");
