@@ -38,7 +38,7 @@ async fn a_1gib_master_is_copied_with_the_right_sha256_in_under_64_mib_of_memory
     assert_eq!(report.size, Some(1024 * MIB));
     assert_eq!(
         report.verified.as_deref(),
-        Some("stream-sha256,parts-sha256,read-back-sidecar"),
+        Some("stream-sha256,parts-crc64nvme,object-crc64nvme,read-back-sidecar"),
         "the report names what was checked"
     );
     assert_eq!(report.sha256.as_deref(), Some(expected.as_str()));
