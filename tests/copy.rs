@@ -38,7 +38,7 @@ async fn a_1gib_master_is_copied_with_the_right_sha256_in_under_64_mib_of_memory
     assert_eq!(report.size, Some(1024 * MIB));
     assert_eq!(
         report.verified.as_deref(),
-        Some("stream-sha256,parts-sha256,read-back-sidecar"),
+        Some("stream-sha256,parts-crc64nvme,object-crc64nvme,read-back-sidecar"),
         "the report names what was checked"
     );
     assert_eq!(report.sha256.as_deref(), Some(expected.as_str()));
@@ -58,6 +58,33 @@ async fn a_1gib_master_is_copied_with_the_right_sha256_in_under_64_mib_of_memory
         outcome.peak_rss_bytes < 64 * MIB,
         "peak RSS {} bytes",
         outcome.peak_rss_bytes
+    );
+}
+
+/// The previous S3 verification, kept for a plain-HTTP path to the store that must be
+/// tamper-proof: each part signed and checked against its SHA-256.
+#[tokio::test(flavor = "multi_thread")]
+async fn sha256_part_checksums_still_land_the_master_exact() {
+    let sim = start_sim(&[]);
+    let master = Master::new(&sim, 12 * MIB).await;
+    let minio = minio();
+    let key = format!("copy/sha256-parts/{}.mp4", master.id);
+
+    let outcome = Copier::to_minio(&master, minio, &key)
+        .args(&["--part-checksum", "sha256"])
+        .run()
+        .await;
+    outcome.expect(Reason::Copied);
+
+    assert_eq!(
+        outcome.report.verified.as_deref(),
+        Some("stream-sha256,parts-sha256,read-back-sidecar")
+    );
+    let expected = master.sha256();
+    assert_eq!(outcome.report.sha256.as_deref(), Some(expected.as_str()));
+    assert_eq!(
+        object_sha256(&store(minio), &key).await,
+        (12 * MIB, expected)
     );
 }
 

@@ -46,6 +46,8 @@ pub struct Download<'a> {
     cancel: &'a CancellationToken,
     done: u64,
     hasher: Sha256,
+    /// CRC-64/NVME of the same bytes: what S3's combined checksum of the object must equal.
+    crc: crc_fast::Digest,
     validator: Option<Validator>,
     total: Option<u64>,
     content_type: Option<String>,
@@ -68,6 +70,7 @@ impl<'a> Download<'a> {
             cancel,
             done: 0,
             hasher: Sha256::new(),
+            crc: crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Nvme),
             validator: None,
             total: None,
             content_type: None,
@@ -260,6 +263,7 @@ impl<'a> Download<'a> {
     /// upload.
     async fn consume(&mut self, bytes: &[u8], writer: &mut PartWriter) -> Result<(), CopyError> {
         self.hasher.update(bytes);
+        self.crc.update(bytes);
         if let Some(structure) = &mut self.structure {
             structure.update(bytes);
         }
@@ -297,6 +301,7 @@ impl<'a> Download<'a> {
         Streamed {
             size: self.done,
             sha256: hex::encode(self.hasher.finalize()),
+            crc64nvme: self.crc.finalize(),
             content_type: self.content_type,
             resumes: self.retries.total,
             elapsed: self.progress.elapsed(),
@@ -355,6 +360,8 @@ pub async fn wait_until_unchanged(
 pub struct Streamed {
     pub size: u64,
     pub sha256: String,
+    /// The CRC-64/NVME of the same bytes, in the same pass.
+    pub crc64nvme: u64,
     pub content_type: Option<String>,
     pub resumes: u32,
     pub elapsed: Duration,

@@ -51,7 +51,7 @@
 //!    (4 MiB) of the bytes consumed (the others wait in their connections), each held until its turn and then hashed and uploaded in
 //!    order (see `download/ranges.rs`). A server that answers with the whole
 //!    file (200) is read in one stream. The bytes go, in parts of `--part-size` (5 MiB), at
-//!    most `--parts-in-flight` (3) uploading at once while the next one fills, into a
+//!    most `--parts-in-flight` (2) uploading at once while the next one fills, into a
 //!    multipart upload: on S3 of the final key itself, left incomplete (invisible) until the
 //!    master is verified; elsewhere of a staging object of this run's own,
 //!    `<key>.mmo-partial.<run>` (two runs on one key never share one). Memory is about
@@ -93,9 +93,15 @@
 //!    against what was streamed. Then the object is published under its final key with its
 //!    digest. Object stores take user metadata only when an object is created, before a
 //!    streamed master's digest is known, so:
-//!    - S3: the upload of the final key (each part sent with `x-amz-checksum-sha256`, which the
-//!      store checks against the bytes it received) is completed now: one write of the data,
-//!      no second pass. The SHA-256 and size go into a sidecar object, `<key>.sha256` (a
+//!    - S3: the upload of the final key (each part sent with `x-amz-checksum-crc64nvme`, which
+//!      the store checks against the bytes it received) is completed now, naming the
+//!      CRC-64/NVME of the whole stream (taken in the pass that took its SHA-256, over the same
+//!      bytes): the store refuses a completion whose parts do not combine to it, and its answer
+//!      must name it, or the object is deleted (`VerificationFailed`). One write of the data, no
+//!      second pass, one SHA-256 pass in the copier and none in the store (payloads are
+//!      unsigned: the CRC covers them). `--part-checksum sha256` sends `x-amz-checksum-sha256`
+//!      with signed payloads instead (tamper-proof on a plain-HTTP path to the store, where a
+//!      CRC is not; one more SHA-256 pass here, two in the store). The SHA-256 and size go into a sidecar object, `<key>.sha256` (a
 //!      `sha256sum -c` line; its metadata name the ETag of the object it describes, and it
 //!      counts only for that object; see `sidecar`), and into the object's own metadata too
 //!      when `--expected-sha256` gives the digest before the upload starts.
@@ -142,8 +148,8 @@
 //! ```
 //!
 //! `message` is set on failures (and on skips, saying why); `size`/`sha256` whenever known;
-//! `verified`, on `Copied`, names the checks made (`stream-sha256,parts-sha256,
-//! read-back-sidecar` on S3; see `verify::checks_made`).
+//! `verified`, on `Copied`, names the checks made (`stream-sha256,parts-crc64nvme,
+//! object-crc64nvme,read-back-sidecar` on S3; see `verify::checks_made`).
 //!
 //! # What a verified copy guarantees
 //!
@@ -151,13 +157,17 @@
 //! served, in full: the file held still over the settle checks (and `--min-age` after
 //! `--master-ready-at`), and was a whole MP4 (unless `--skip-mp4-check`); their SHA-256, taken
 //! in order as they streamed, is the one reported and recorded with the object (equal to
-//! `--expected-sha256` when given). On S3 the store checked every part it received against the
-//! SHA-256 of the bytes sent, and the object became visible only once complete and verified;
+//! `--expected-sha256` when given). On S3 the store checked every part it received against its
+//! checksum, and its checksum of the whole object is the CRC-64/NVME of the very bytes that
+//! were SHA-256-hashed (with `--part-checksum sha256`: each part against the SHA-256 of the
+//! bytes sent); the object became visible only once complete and verified;
 //! on GCS and Azure the staging object was read back and hashed again. The final object was
 //! then read back for its size and recorded digest.
 //!
-//! What it cannot say: the final object's bytes are not hashed again as a whole (the store's
-//! per-part checks, and a local rename, are trusted); and the master is Mux's transcode of the
+//! What it cannot say: the final object's bytes are not SHA-256-hashed again as a whole (on
+//! S3 a 64-bit CRC ties them to the hashed stream: proof against accidents, not against an
+//! attacker rewriting plain-HTTP traffic to the store, which TLS or `--part-checksum sha256`
+//! stops; a local rename is trusted); and the master is Mux's transcode of the
 //! upload, not the original file: its SHA-256 is the master's. A run killed between S3's
 //! completion and its sidecar leaves an object without a recorded digest: a later run does not
 //! skip it (`DestinationExists` unless `--overwrite`).
@@ -180,6 +190,7 @@
 //! | 10     | `MasterIncomplete`   | not a whole MP4 within `--incomplete-wait`: retry later      |
 
 mod args;
+mod buffers;
 mod destination;
 mod download;
 mod error;
@@ -205,7 +216,7 @@ mod verify;
 
 use std::process::ExitCode;
 
-pub use args::{CopyArgs, FinalizeMode};
+pub use args::{CopyArgs, FinalizeMode, PartChecksum};
 pub use destination::{Existing, recorded_object};
 pub use error::{CopyError, Reason};
 pub use progress_line::ProgressLine;

@@ -30,7 +30,8 @@ pub struct Report {
     #[serde(default)]
     pub resumes: u32,
     /// For `Copied`: what was checked, comma-separated (see the `copy` module's "What a
-    /// verified copy guarantees"), e.g. `stream-sha256,parts-sha256,read-back-sidecar`.
+    /// verified copy guarantees"), e.g. `stream-sha256,parts-crc64nvme,object-crc64nvme,
+    /// read-back-sidecar`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<String>,
 }

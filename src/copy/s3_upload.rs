@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderValue, Method};
+use object_store::ObjectStoreExt;
 use object_store::aws::AmazonS3;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
@@ -22,12 +23,15 @@ const PRESIGN_FOR: Duration = Duration::from_secs(3600);
 const COMPLETE_ATTEMPTS: u32 = 4;
 
 /// An S3 multipart upload of the final key whose parts are all stored (each checked by the
-/// store against its `x-amz-checksum-sha256`): invisible until [`Pending::complete`].
+/// store against its checksum, `--part-checksum`): invisible until [`Pending::complete`].
 pub struct Pending {
     pub s3: Arc<AmazonS3>,
     pub path: Path,
     pub id: String,
     pub parts: Vec<PartId>,
+    /// With CRC-64/NVME parts: the CRC-64/NVME of the stream that was hashed, which the
+    /// completion names and the store's checksum of the whole object must equal.
+    pub whole_crc64nvme: Option<u64>,
 }
 
 impl Pending {
@@ -36,19 +40,25 @@ impl Pending {
     /// aborted. Any failure aborts it too.
     pub async fn complete(self, overwrite: bool) -> Result<Publication, CopyError> {
         let http = store_http();
-        let result = complete(
-            &self.s3,
-            &http,
-            &self.path,
-            &self.id,
-            &self.parts,
-            !overwrite,
-        )
-        .await;
-        if !matches!(result, Ok(Publication::Published { .. })) {
-            self.abort().await;
+        let upload = (self.path.clone(), self.id.as_str(), self.parts.as_slice());
+        let result = complete(&self.s3, &http, upload, self.whole_crc64nvme, !overwrite).await;
+        match result {
+            Ok(Completed::Published { e_tag }) => Ok(Publication::Published { e_tag }),
+            Ok(Completed::Unconfirmed(why)) => {
+                // Visible, and not the bytes hashed (or not shown to be): this run's object
+                // (just completed under the name), removed before any digest is recorded.
+                if let Err(e) = self.s3.delete(&self.path).await {
+                    tracing::warn!("could not delete {}: {e}", self.path);
+                }
+                Err(CopyError::verification(format!(
+                    "the store's checksum of the completed object {why}; deleted it"
+                )))
+            }
+            other => {
+                self.abort().await;
+                other.map(|_| Publication::Taken)
+            }
         }
-        result
     }
 
     /// Aborts the upload: its parts are deleted, nothing was published.
@@ -68,6 +78,45 @@ pub enum Publication {
     Taken,
 }
 
+/// How a completion ended, before the checksum's verdict is acted on.
+enum Completed {
+    Published {
+        e_tag: Option<String>,
+    },
+    Taken,
+    /// Completed, but the store's checksum of the object is not the stream's.
+    Unconfirmed(String),
+}
+
+/// Whether the store's CRC-64/NVME of the completed object (`<ChecksumCRC64NVME>` of its
+/// answer, base64 of 8 big-endian bytes) is `expected`; why not, if not.
+fn confirm_crc64nvme(answer: &str, expected: u64) -> Result<(), String> {
+    use base64::Engine;
+    let Some(text) = xml_element(answer, "ChecksumCRC64NVME") else {
+        return Err(
+            "is missing from its answer (a store without CRC-64/NVME checksums: \
+                    use --part-checksum sha256)"
+                .into(),
+        );
+    };
+    let decoded = base64::engine::general_purpose::STANDARD.decode(text.trim());
+    match decoded.ok().and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+        Some(bytes) if u64::from_be_bytes(bytes) == expected => Ok(()),
+        Some(bytes) => Err(format!(
+            "is {:016x}, the stream's CRC-64/NVME {expected:016x}",
+            u64::from_be_bytes(bytes)
+        )),
+        None => Err(format!("{text:?} is not a CRC-64/NVME")),
+    }
+}
+
+/// A CRC-64/NVME as S3 writes it: base64 of its 8 big-endian bytes.
+fn crc64nvme_header(crc: u64) -> HeaderValue {
+    use base64::Engine;
+    let text = base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes());
+    HeaderValue::from_str(&text).expect("base64 is a header value")
+}
+
 /// What S3 answered a request we sent ourselves.
 struct Answer {
     status: http::StatusCode,
@@ -83,7 +132,10 @@ impl Answer {
 
     fn describe(&self) -> String {
         let message = xml_element(&self.body, "Message").unwrap_or_else(|| self.body.clone());
-        format!("{}: {message}", self.status)
+        match xml_element(&self.body, "Code") {
+            Some(code) => format!("{} ({code}): {message}", self.status),
+            None => format!("{}: {message}", self.status),
+        }
     }
 }
 
@@ -117,35 +169,54 @@ async fn presigned(
     Ok(Answer { status, body })
 }
 
-/// `CompleteMultipartUpload`, with `If-None-Match: *` when `create_only`; retried on transport
-/// errors and 5xx (and 409, a conditional write racing another).
-async fn complete(
-    s3: &AmazonS3,
-    http: &reqwest::Client,
-    to: &Path,
-    upload_id: &str,
-    parts: &[PartId],
-    create_only: bool,
-) -> Result<Publication, CopyError> {
+/// The body of `CompleteMultipartUpload`: every part's number, ETag and checksum.
+fn completion_body(parts: &[PartId]) -> String {
     let mut body = String::from("<CompleteMultipartUpload>");
     for (index, part) in parts.iter().enumerate() {
         // With checksums, object_store's part ID is its own XML of the ETag and the checksum.
         let e_tag = xml_element(&part.content_id, "e_tag").unwrap_or(part.content_id.clone());
-        let checksum = xml_element(&part.content_id, "checksum_sha256")
-            .map(|c| format!("<ChecksumSHA256>{}</ChecksumSHA256>", xml_escape(&c)))
-            .unwrap_or_default();
+        let mut checksums = String::new();
+        for (ours, theirs) in [
+            ("checksum_sha256", "ChecksumSHA256"),
+            ("checksum_crc64nvme", "ChecksumCRC64NVME"),
+        ] {
+            if let Some(c) = xml_element(&part.content_id, ours) {
+                checksums.push_str(&format!("<{theirs}>{}</{theirs}>", xml_escape(&c)));
+            }
+        }
         body.push_str(&format!(
-            "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag>{checksum}</Part>",
+            "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag>{checksums}</Part>",
             index + 1,
             xml_escape(&e_tag)
         ));
     }
     body.push_str("</CompleteMultipartUpload>");
-    let headers = if create_only {
-        vec![(http::header::IF_NONE_MATCH, HeaderValue::from_static("*"))]
-    } else {
-        Vec::new()
-    };
+    body
+}
+
+/// `CompleteMultipartUpload`, with `If-None-Match: *` when `create_only`, and with the
+/// stream's CRC-64/NVME as the object's full checksum when given (the store refuses a
+/// completion whose parts do not combine to it; its answer must name it too). Retried on
+/// transport errors and 5xx (and 409, a conditional write racing another).
+async fn complete(
+    s3: &AmazonS3,
+    http: &reqwest::Client,
+    (to, upload_id, parts): (Path, &str, &[PartId]),
+    whole_crc64nvme: Option<u64>,
+    create_only: bool,
+) -> Result<Completed, CopyError> {
+    let to = &to;
+    let body = completion_body(parts);
+    let mut headers = Vec::new();
+    if create_only {
+        headers.push((http::header::IF_NONE_MATCH, HeaderValue::from_static("*")));
+    }
+    if let Some(crc) = whole_crc64nvme {
+        let name = http::HeaderName::from_static("x-amz-checksum-crc64nvme");
+        headers.push((name, crc64nvme_header(crc)));
+        let kind = http::HeaderName::from_static("x-amz-checksum-type");
+        headers.push((kind, HeaderValue::from_static("FULL_OBJECT")));
+    }
     let query = || vec![("uploadId", upload_id.to_owned())];
     let mut last_error = String::new();
     for attempt in 1..=COMPLETE_ATTEMPTS {
@@ -169,18 +240,36 @@ async fn complete(
         };
         match answer.error_code().as_deref() {
             None => {
+                if let Some(expected) = whole_crc64nvme
+                    && let Err(why) = confirm_crc64nvme(&answer.body, expected)
+                {
+                    return Ok(Completed::Unconfirmed(why));
+                }
                 let e_tag = xml_element(&answer.body, "ETag");
-                return Ok(Publication::Published { e_tag });
+                return Ok(Completed::Published { e_tag });
             }
-            Some("PreconditionFailed") => return Ok(Publication::Taken),
-            // A retry of a completion that went through: the read-back decides.
+            Some("PreconditionFailed") => return Ok(Completed::Taken),
+            // A retry of a completion that went through: unconfirmed, when its checksum was
+            // to be shown (the first answer was lost); else the read-back decides.
             Some("NoSuchUpload") if attempt > 1 => {
-                return Ok(Publication::Published { e_tag: None });
+                return Ok(match whole_crc64nvme {
+                    Some(_) => Completed::Unconfirmed("was lost with its answer".into()),
+                    None => Completed::Published { e_tag: None },
+                });
             }
             Some(_) if answer.status.is_server_error() || answer.status.as_u16() == 409 => {
                 last_error = answer.describe();
             }
-            Some(_) if answer.status.as_u16() == 412 => return Ok(Publication::Taken),
+            Some(_) if answer.status.as_u16() == 412 => return Ok(Completed::Taken),
+            // The parts the store holds do not combine to the stream's checksum (S3 says
+            // BadDigest, MinIO XAmzContentChecksumMismatch): nothing was published.
+            Some("BadDigest" | "XAmzContentChecksumMismatch") if whole_crc64nvme.is_some() => {
+                return Err(CopyError::verification(format!(
+                    "the store refused the completion: its checksum of the parts is not the \
+                     stream's CRC-64/NVME ({})",
+                    answer.describe()
+                )));
+            }
             Some(_) => {
                 return Err(CopyError::new(
                     Reason::StoreFailed,
@@ -284,8 +373,52 @@ fn store_http() -> reqwest::Client {
 }
 
 #[cfg(test)]
+mod minio_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stores_checksum_of_the_object_must_be_the_streams() {
+        // S3 writes a CRC-64/NVME as base64 of its 8 big-endian bytes.
+        let answer = |crc: u64| {
+            format!(
+                "<CompleteMultipartUploadResult><ETag>\"e-1\"</ETag><ChecksumCRC64NVME>{}\
+                 </ChecksumCRC64NVME><ChecksumType>FULL_OBJECT</ChecksumType>\
+                 </CompleteMultipartUploadResult>",
+                crc64nvme_header(crc).to_str().unwrap()
+            )
+        };
+        let crc = 0xae8b_1486_0a79_9888;
+        assert_eq!(confirm_crc64nvme(&answer(crc), crc), Ok(()));
+        assert!(confirm_crc64nvme(&answer(crc ^ 1), crc).is_err());
+        let without =
+            "<CompleteMultipartUploadResult><ETag>x</ETag></CompleteMultipartUploadResult>";
+        assert!(confirm_crc64nvme(without, crc).is_err());
+        let garbled = "<ChecksumCRC64NVME>abc</ChecksumCRC64NVME>";
+        assert!(confirm_crc64nvme(garbled, crc).is_err());
+    }
+
+    #[test]
+    fn the_completion_names_every_parts_checksum() {
+        let part = |e_tag: &str, checksum: &str| PartId {
+            content_id: format!(
+                "<PartMetadata><e_tag>{e_tag}</e_tag><checksum_crc64nvme>{checksum}\
+                 </checksum_crc64nvme></PartMetadata>"
+            ),
+        };
+        let body = completion_body(&[part("\"a\"", "AAAAAAAAAAE="), part("\"b\"", "AAAAAAAAAAI=")]);
+        assert_eq!(
+            body,
+            "<CompleteMultipartUpload>\
+             <Part><PartNumber>1</PartNumber><ETag>\"a\"</ETag>\
+             <ChecksumCRC64NVME>AAAAAAAAAAE=</ChecksumCRC64NVME></Part>\
+             <Part><PartNumber>2</PartNumber><ETag>\"b\"</ETag>\
+             <ChecksumCRC64NVME>AAAAAAAAAAI=</ChecksumCRC64NVME></Part>\
+             </CompleteMultipartUpload>"
+        );
+    }
 
     #[test]
     fn only_uploads_old_enough_are_leftovers() {

@@ -8,13 +8,13 @@ use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, Checksum};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 
-use super::args::CopyArgs;
+use super::args::{CopyArgs, PartChecksum};
 use super::error::CopyError;
 
 /// S3: `AmazonS3Builder::from_env`, then the credentials folder, then the flags. With
-/// `checksums`, every part and object uploaded carries `x-amz-checksum-sha256`, which the
-/// store checks against the bytes it received (the upload of the final key, or of the staging
-/// object with `--finalize restream`).
+/// `checksums`, every part and object uploaded carries the `--part-checksum` (CRC-64/NVME with
+/// unsigned payloads, or SHA-256), which the store checks against the bytes it received (the
+/// upload of the final key, or of the staging object with `--finalize restream`).
 pub fn s3_store(args: &CopyArgs, bucket: &str, checksums: bool) -> Result<AmazonS3, CopyError> {
     let mut builder = AmazonS3Builder::from_env();
     for (key, value) in credential_settings::<AmazonS3ConfigKey>(args)? {
@@ -43,7 +43,14 @@ pub fn s3_store(args: &CopyArgs, bucket: &str, checksums: bool) -> Result<Amazon
         builder = builder.with_virtual_hosted_style_request(true);
     }
     if checksums {
-        builder = builder.with_checksum_algorithm(Checksum::SHA256);
+        builder = match args.part_checksum {
+            // The body is covered by its CRC, checked by the store, not by the signature: no
+            // SHA-256 of every part here, nor in the store.
+            PartChecksum::Crc64nvme => builder
+                .with_checksum_algorithm(Checksum::CRC64NVME)
+                .with_unsigned_payload(true),
+            PartChecksum::Sha256 => builder.with_checksum_algorithm(Checksum::SHA256),
+        };
     }
     builder
         .build()

@@ -11,7 +11,7 @@ use object_store::aws::AmazonS3;
 use object_store::{Attribute, Attributes, PutMultipartOptions};
 use tokio_util::sync::CancellationToken;
 
-use super::args::{CopyArgs, FinalizeMode};
+use super::args::{CopyArgs, FinalizeMode, PartChecksum};
 use super::destination::{
     Backend, Destination, META_SHA256, META_SIZE, META_SOURCE, STAGING_SUFFIX, with_suffix,
 };
@@ -223,7 +223,10 @@ async fn stream_to_staging(
                     .await
                     .map_err(|e| CopyError::store(format!("uploading {upload_name}"), e))?;
                 let mut streamed = download.into_streamed();
-                if let Finished::Pending(pending) = finished {
+                if let Finished::Pending(mut pending) = finished {
+                    // The object's full checksum the store must confirm at its completion.
+                    pending.whole_crc64nvme = (args.part_checksum == PartChecksum::Crc64nvme)
+                        .then_some(streamed.crc64nvme);
                     streamed.pending = Some(pending);
                 }
                 return Ok(streamed);

@@ -14,6 +14,7 @@ use object_store::{
 };
 use tokio::task::JoinSet;
 
+use super::buffers::{Buffer, Pool};
 use super::s3_upload::Pending;
 use super::units::human;
 
@@ -48,7 +49,9 @@ pub enum Finished {
 /// [`PartWriter::abort`]: dropping it leaves the upload for the store to expire.
 pub struct PartWriter {
     target: Target,
-    buffer: Vec<u8>,
+    /// The part filling, from `pool` (created at the first write: `fit` may size the parts).
+    buffer: Option<Buffer>,
+    pool: Option<Arc<Pool>>,
     part_size: usize,
     in_flight: usize,
     tasks: JoinSet<object_store::Result<Option<(usize, PartId)>>>,
@@ -90,7 +93,8 @@ impl PartWriter {
     fn new(target: Target, part_size: u64, in_flight: usize) -> Self {
         PartWriter {
             target,
-            buffer: Vec::new(),
+            buffer: None,
+            pool: None,
             part_size: part_size as usize,
             in_flight: in_flight.max(1),
             tasks: JoinSet::new(),
@@ -146,15 +150,15 @@ impl PartWriter {
     pub async fn write(&mut self, mut data: &[u8]) -> object_store::Result<()> {
         self.reap_finished()?;
         while !data.is_empty() {
-            if self.buffer.capacity() == 0 {
-                self.buffer = Vec::with_capacity(self.part_size);
-            }
-            let room = self.part_size - self.buffer.len();
+            let part_size = self.part_size;
+            let pool = self.pool.get_or_insert_with(|| Pool::new(part_size));
+            let buffer = self.buffer.get_or_insert_with(|| pool.take());
+            let room = self.part_size - buffer.len();
             let n = room.min(data.len());
-            self.buffer.extend_from_slice(&data[..n]);
+            buffer.extend_from_slice(&data[..n]);
             self.written += n as u64;
             data = &data[n..];
-            if self.buffer.len() == self.part_size {
+            if buffer.len() == self.part_size {
                 self.send_part().await?;
             }
         }
@@ -169,7 +173,11 @@ impl PartWriter {
                 None => break,
             }
         }
-        let part = PutPayload::from(std::mem::take(&mut self.buffer));
+        // Without a copy: the buffer goes back to the pool once the part is sent.
+        let part = match self.buffer.take() {
+            Some(buffer) => PutPayload::from(buffer.into_bytes()),
+            None => PutPayload::new(),
+        };
         match &mut self.target {
             Target::Upload(upload) => {
                 let put = upload.put_part(part);
@@ -228,7 +236,8 @@ impl PartWriter {
     pub async fn finish(mut self) -> object_store::Result<Finished> {
         let result = async {
             // An empty master is one empty part.
-            if !self.buffer.is_empty() || (self.written == 0 && self.is_s3()) {
+            let buffered = self.buffer.as_ref().is_some_and(|b| !b.is_empty());
+            if buffered || (self.written == 0 && self.is_s3()) {
                 self.send_part().await?;
             }
             while let Some(result) = self.tasks.join_next().await {
@@ -250,6 +259,7 @@ impl PartWriter {
                         .drain(..)
                         .map(|p| p.expect("every part is done"))
                         .collect(),
+                    whole_crc64nvme: None,
                 })),
             }
         }

@@ -5,7 +5,7 @@ use object_store::ObjectStoreExt;
 use tokio_util::sync::CancellationToken;
 
 use super::args::CopyArgs;
-use super::args::FinalizeMode;
+use super::args::{FinalizeMode, PartChecksum};
 use super::destination::{Backend, Destination};
 use super::download::Streamed;
 use super::error::CopyError;
@@ -130,8 +130,14 @@ async fn remove_final(destination: &Destination) {
 /// What a `Copied` copy checked, for its report: the names of the checks, in order.
 /// - `stream-sha256`: the SHA-256 of every byte the source served, as it streamed (and with
 ///   `expected-sha256`, equal to the one expected);
-/// - `parts-sha256` (S3): the store checked each part it received against the SHA-256 of the
-///   bytes sent (`x-amz-checksum-sha256`) before the upload of the final key was completed;
+/// - `parts-crc64nvme,object-crc64nvme` (S3, the default `--part-checksum`): the store checked
+///   each part it received against its CRC-64/NVME, and its checksum of the whole object,
+///   combined from the parts' at the completion, equals the CRC-64/NVME of the stream that was
+///   SHA-256-hashed (so the object holds the bytes hashed, to the odds of a 64-bit CRC; the
+///   object was deleted otherwise);
+/// - `parts-sha256` (S3 with `--part-checksum sha256`): the store checked each part it
+///   received against the SHA-256 of the bytes sent (`x-amz-checksum-sha256`) before the
+///   upload of the final key was completed;
 /// - `staging-rehashed` (restream: GCS, Azure, `--finalize restream`): the staging object read
 ///   back from the store and hashed again, equal, while it was streamed into the final object;
 /// - `fsynced` (`file://`): the file was flushed to the disk before its rename;
@@ -146,7 +152,10 @@ pub fn checks_made(destination: &Destination, args: &CopyArgs) -> String {
     }
     checks.push(match (destination.backend, args.finalize) {
         (Backend::Local, _) => "fsynced",
-        (Backend::S3, FinalizeMode::Auto) => "parts-sha256",
+        (Backend::S3, FinalizeMode::Auto) => match args.part_checksum {
+            PartChecksum::Crc64nvme => "parts-crc64nvme,object-crc64nvme",
+            PartChecksum::Sha256 => "parts-sha256",
+        },
         _ => "staging-rehashed",
     });
     checks.push(match (destination.backend, args.finalize) {

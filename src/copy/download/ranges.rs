@@ -17,12 +17,14 @@
 //! download goes on in one stream from the first byte not consumed.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use http::StatusCode;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::{Download, Stop};
+use crate::copy::buffers::{Buffer, Pool};
 use crate::copy::error::{CopyError, Reason};
 use crate::copy::source::{
     FetchError, Source, Validator, content_range, describe, validator_changed,
@@ -56,8 +58,9 @@ impl Download<'_> {
         // How far past the bytes consumed a range's body may be read: the memory bound.
         let (consumed, gate) = watch::channel(self.done);
         let read_ahead = self.args.read_ahead.max(size);
-        let mut tasks: JoinSet<(Span, Result<Vec<u8>, RangeError>)> = JoinSet::new();
-        let mut ready: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+        let mut tasks: JoinSet<(Span, Result<Buffer, RangeError>)> = JoinSet::new();
+        let mut ready: BTreeMap<u64, Buffer> = BTreeMap::new();
+        let buffers = Pool::new(size as usize);
         let mut again: BTreeSet<Span> = BTreeSet::new();
         let mut next = self.done;
         let mut done_at_last_failure = self.done;
@@ -87,9 +90,11 @@ impl Download<'_> {
                 let source = self.source.clone();
                 let validator = self.validator.clone();
                 let gate = Gate(gate.clone(), read_ahead);
-                tasks.spawn(
-                    async move { (span, fetch_range(&source, span, validator, gate).await) },
-                );
+                let buffers = buffers.clone();
+                tasks.spawn(async move {
+                    let fetched = fetch_range(&source, span, validator, gate, &buffers).await;
+                    (span, fetched)
+                });
             }
             let joined = tokio::select! {
                 joined = tasks.join_next() => joined,
@@ -142,13 +147,14 @@ impl Gate {
 }
 
 /// `GET` of bytes `[start, end)` with `If-Range` on `validator`: the bytes, exactly those, read
-/// once the gate admits them.
+/// once the gate admits them into a buffer of `buffers`.
 async fn fetch_range(
     source: &Source,
     (start, end): Span,
     validator: Option<Validator>,
     mut gate: Gate,
-) -> Result<Vec<u8>, RangeError> {
+    buffers: &Arc<Pool>,
+) -> Result<Buffer, RangeError> {
     let range = format!("bytes={start}-{}", end - 1);
     let mut response = match source.get(&range, validator.as_ref()).await {
         Ok(response) => response,
@@ -191,7 +197,7 @@ async fn fetch_range(
     gate.admit(end).await;
     // Copied into one buffer of the range's size: what is held is what was asked for.
     let length = (end - start) as usize;
-    let mut bytes = Vec::with_capacity(length);
+    let mut bytes = buffers.take();
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) if bytes.len() + chunk.len() <= length => {
