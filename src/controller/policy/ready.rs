@@ -123,7 +123,10 @@ pub(super) fn ready(
             return Decision {
                 call: Some((Operation::Renew, MasterAccess::Temporary)),
                 status,
-                summary: Summary::progressing("RenewingAccess", "the URL's window is unknown; renewing it once"),
+                summary: Summary::progressing(
+                    "RenewingAccess",
+                    "the URL's window is unknown; renewing it once",
+                ),
                 requeue_after: None,
             };
         }
