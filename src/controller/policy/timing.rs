@@ -43,6 +43,16 @@ pub fn refresh_before(spec: &MasterExportSpec) -> Duration {
     mux::duration::parse(&spec.refresh_before).unwrap_or(Duration::from_secs(7200))
 }
 
+/// How far before `expiresAt − refreshBefore` a resource's refresh may be drawn: the whole
+/// `refreshBefore` (URLs requested together, a MasterExportSet's thousands, then refresh over
+/// that much time: 10,000 refreshes of 2 PUTs over a quarter of 2 h would ask Mux for 11
+/// requests/s, over twice its budget, and over the whole 2 h for 2.8/s), but no more than a
+/// quarter of the rest of the lifetime, so a long `refreshBefore` does not refresh far more
+/// often.
+pub fn spread_window(refresh_before: Duration, lifetime: Duration) -> Duration {
+    refresh_before.min(lifetime.saturating_sub(refresh_before) / 4)
+}
+
 /// When to refresh a URL requested at `requested_at`.
 pub fn refresh_at(
     requested_at: Timestamp,
@@ -51,7 +61,7 @@ pub fn refresh_at(
     spread_seed: u64,
 ) -> Timestamp {
     let expires_at = add(requested_at, settings.url_lifetime);
-    let window = refresh_before / 4;
+    let window = spread_window(refresh_before, settings.url_lifetime);
     let spread = if window.is_zero() {
         Duration::ZERO
     } else {
@@ -122,8 +132,28 @@ mod tests {
         assert!(
             times
                 .iter()
-                .all(|r| *r <= latest && *r >= sub(latest, before / 4))
+                .all(|r| *r <= latest && *r >= sub(latest, before)),
+            "within refreshBefore before the latest"
         );
+        let earliest = times.iter().min().unwrap();
+        assert!(
+            until(*earliest, latest) > before * 3 / 4,
+            "over most of that window, not a quarter of it"
+        );
+    }
+
+    #[test]
+    fn a_long_refresh_before_spreads_over_a_quarter_of_the_rest_of_the_lifetime() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(
+            spread_window(Duration::from_secs(7200), day),
+            Duration::from_secs(7200)
+        );
+        assert_eq!(
+            spread_window(Duration::from_secs(11 * 3600), day),
+            Duration::from_secs(13 * 3600 / 4)
+        );
+        assert_eq!(spread_window(day, day), Duration::ZERO);
     }
 
     #[test]
