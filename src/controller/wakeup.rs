@@ -234,14 +234,14 @@ mod tests {
         .unwrap()
     }
 
-    #[tokio::test]
-    async fn a_ready_event_pokes_and_queues_the_resources_of_its_asset() {
+    /// Wakeups with webhooks on, indexing one MasterExport `media/a` on `asset`.
+    fn one_export_on(asset: &str) -> (Wakeups, MasterExport, mpsc::Receiver<Ref>) {
         let wakeups = Wakeups::new(true, Duration::from_secs(600));
         let index = Arc::new(RwLock::new(SourceIndex::default()));
         let mut obj = MasterExport::new(
             "a",
             serde_json::from_value(serde_json::json!({
-                "source": {"assetId": "asset1"}, "credentialsSecretRef": {"name": "mux"}
+                "source": {"assetId": asset}, "credentialsSecretRef": {"name": "mux"}
             }))
             .unwrap(),
         );
@@ -250,8 +250,14 @@ mod tests {
             .write()
             .unwrap()
             .apply_event(&kube::runtime::watcher::Event::Apply(obj.clone()));
-        let (tx, mut rx) = mpsc::channel(8);
+        let (tx, rx) = mpsc::channel(8);
         wakeups.add(Some("media".into()), index, tx);
+        (wakeups, obj, rx)
+    }
+
+    #[tokio::test]
+    async fn a_ready_event_pokes_and_queues_the_resources_of_its_asset() {
+        let (wakeups, obj, mut rx) = one_export_on("asset1");
 
         assert_eq!(
             wakeups.on_event(
@@ -278,22 +284,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_wake_queues_without_a_poke_and_only_watched_assets_count() {
-        let wakeups = Wakeups::new(true, Duration::from_secs(600));
-        let index = Arc::new(RwLock::new(SourceIndex::default()));
-        let mut obj = MasterExport::new(
-            "a",
-            serde_json::from_value(serde_json::json!({
-                "source": {"assetId": "asset1"}, "credentialsSecretRef": {"name": "mux"}
-            }))
-            .unwrap(),
-        );
-        obj.metadata.namespace = Some("media".into());
-        index
-            .write()
-            .unwrap()
-            .apply_event(&kube::runtime::watcher::Event::Apply(obj.clone()));
-        let (tx, mut rx) = mpsc::channel(8);
-        wakeups.add(Some("media".into()), index, tx);
+        let (wakeups, obj, mut rx) = one_export_on("asset1");
 
         assert!(wakeups.watches("asset1"));
         assert!(!wakeups.watches("an-asset-nobody-exports"));
