@@ -11,7 +11,7 @@ fn t(secs: i64) -> Timestamp {
     Timestamp::from_second(1_700_000_000 + secs).unwrap()
 }
 
-fn spec() -> MasterExportSpec {
+pub(super) fn spec() -> MasterExportSpec {
     MasterExportSpec {
         source: Source {
             asset_id: Some("a1".into()),

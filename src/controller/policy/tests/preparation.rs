@@ -3,7 +3,7 @@
 use super::*;
 use crate::controller::policy::preparing_poll;
 use crate::controller::policy::timing::time;
-use crate::resource::{LocalObjectRef, MasterState, Operation, PendingRequest, Source};
+use crate::resource::{MasterState, Operation, PendingRequest};
 use mux::types::{Master, MasterAccess, MasterUrl};
 
 fn t(ms: i64) -> Timestamp {
@@ -225,21 +225,9 @@ fn preparing_polls_wait_for_the_first_look_within_the_bounds() {
     }
 }
 
+/// The policy tests' MasterExport spec (asset `a1`, temporary, refreshBefore 2h).
 fn spec() -> MasterExportSpec {
-    MasterExportSpec {
-        source: Source {
-            asset_id: Some("a1".into()),
-            live_stream_id: None,
-        },
-        access: Access::Temporary,
-        credentials_secret_ref: LocalObjectRef { name: "mux".into() },
-        refresh_before: "2h".into(),
-        url_secret: None,
-        deletion_policy: Default::default(),
-        suspend: false,
-        destination: None,
-        after_copy: None,
-    }
+    crate::controller::policy::tests::spec()
 }
 
 fn preparing() -> MasterExportStatus {
