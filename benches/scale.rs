@@ -53,19 +53,72 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks as f64 / 100.0 // USER_HZ
 }
 
-/// Writes the apiserver answered (POST, PUT, PATCH, DELETE), from its own metrics.
-async fn apiserver_writes(client: &kube::Client) -> u64 {
+/// The apiserver's requests by what they touched, from its own metrics
+/// (`apiserver_request_total`): what a URL grant costs it.
+#[derive(Debug, Default, Clone, Copy)]
+struct ApiRequests {
+    /// MasterExport status writes (server-side apply and patches of `/status`).
+    status: u64,
+    /// Writes to Secrets (the URL Secrets).
+    secrets: u64,
+    /// Writes to Events (core and events.k8s.io).
+    events: u64,
+    /// Every other write (creates of MasterExports, finalizers, the apiserver's own).
+    other: u64,
+    /// Reads of single Secrets (GET).
+    secret_reads: u64,
+}
+
+impl ApiRequests {
+    fn writes(&self) -> u64 {
+        self.status + self.secrets + self.events + self.other
+    }
+
+    fn since(&self, before: &ApiRequests) -> ApiRequests {
+        ApiRequests {
+            status: self.status - before.status,
+            secrets: self.secrets - before.secrets,
+            events: self.events - before.events,
+            other: self.other - before.other,
+            secret_reads: self.secret_reads - before.secret_reads,
+        }
+    }
+}
+
+/// Reads the apiserver's request counters. Server-side apply is its own verb (`APPLY`).
+async fn api_requests(client: &kube::Client) -> ApiRequests {
     let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
     let text = client.request_text(request).await.unwrap_or_default();
-    text.lines()
+    let mut counted = ApiRequests::default();
+    for line in text
+        .lines()
         .filter(|l| l.starts_with("apiserver_request_total{"))
-        .filter(|l| {
-            ["POST", "PUT", "PATCH", "DELETE"]
-                .iter()
-                .any(|v| l.contains(&format!("verb=\"{v}\"")))
-        })
-        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum::<f64>() as u64
+    {
+        let label = |name: &str| {
+            let key = format!("{name}=\"");
+            line.split_once(&key)
+                .and_then(|(_, rest)| rest.split_once('"'))
+                .map(|(value, _)| value)
+                .unwrap_or("")
+        };
+        let Some(n) = line
+            .rsplit_once(' ')
+            .and_then(|(_, n)| n.parse::<f64>().ok())
+        else {
+            continue;
+        };
+        let n = n as u64;
+        let write = ["POST", "PUT", "PATCH", "APPLY", "DELETE"].contains(&label("verb"));
+        match (write, label("resource"), label("subresource")) {
+            (true, "masterexports", "status") => counted.status += n,
+            (true, "secrets", _) => counted.secrets += n,
+            (true, "events", _) => counted.events += n,
+            (true, _, _) => counted.other += n,
+            (false, "secrets", _) if label("verb") == "GET" => counted.secret_reads += n,
+            _ => {}
+        }
+    }
+    counted
 }
 
 /// What the watch saw of one export.
@@ -233,7 +286,7 @@ async fn main() {
         }
     });
 
-    let writes_before = apiserver_writes(&world.client).await;
+    let requests_before = api_requests(&world.client).await;
     let cpu_before = cpu_seconds(pid);
     let refresh_before_arg = ms(refresh_before);
     futures::stream::iter(seeded.iter().enumerate())
@@ -288,9 +341,9 @@ async fn main() {
     }
     let wall = started.elapsed();
     let cpu = cpu_seconds(pid) - cpu_before;
-    let writes = apiserver_writes(&world.client).await - writes_before;
+    let requests = api_requests(&world.client).await.since(&requests_before);
     // The bench's own writes: one create per export.
-    let operator_writes = writes.saturating_sub(resources as u64);
+    let operator_writes = requests.writes().saturating_sub(resources as u64);
     let rss = proc_status_kib(pid, "VmRSS:");
     let peak = proc_status_kib(pid, "VmHWM:");
     watch.abort();
@@ -407,11 +460,20 @@ async fn main() {
         "  429s                        {throttled:>9} ({})",
         goal(throttled == 0)
     );
+    let per_grant = |n: u64| n as f64 / grants.max(1) as f64;
     println!(
-        "  URL grants                  {grants:>9}; Mux calls {} ({:.2} per grant); apiserver writes {operator_writes} ({:.2} per grant)",
+        "  URL grants                  {grants:>9}; Mux calls {} ({:.2} per grant)",
         calls.len(),
-        calls.len() as f64 / grants.max(1) as f64,
-        operator_writes as f64 / grants.max(1) as f64
+        per_grant(calls.len() as u64)
+    );
+    println!(
+        "  apiserver writes            {operator_writes:>9} ({:.2} per grant: status {:.2}, URL Secret {:.2}, Events {:.2}, other {:.2}); Secret reads {:.2} per grant",
+        per_grant(operator_writes),
+        per_grant(requests.status),
+        per_grant(requests.secrets),
+        per_grant(requests.events),
+        per_grant(requests.other.saturating_sub(resources as u64)),
+        per_grant(requests.secret_reads)
     );
     println!(
         "  operator RSS                {:>9.1} MiB at the end, peak {:.1} MiB (idle {:.1} MiB; {:.1} KiB per export) ({})",

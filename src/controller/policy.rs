@@ -389,6 +389,14 @@ pub fn decide(obs: &Observation<'_>, settings: &Settings) -> Decision {
     }
 }
 
+/// Whether a call's intent is recorded before it is made. Every call's is, but the second
+/// half of a cycle whose first half this reconcile recorded: that intent already says a
+/// cycle is in flight, and since when (the fresh URL's window is then counted from the first
+/// half, never later than Mux counts it). One status write less per refresh.
+pub fn records_intent(operation: Operation, access: MasterAccess, cycle_recorded: bool) -> bool {
+    !(operation == Operation::Cycle && access == MasterAccess::Temporary && cycle_recorded)
+}
+
 /// The intent to record before a call.
 pub fn pending(op: Operation, now: Timestamp) -> PendingRequest {
     PendingRequest {

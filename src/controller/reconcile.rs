@@ -240,6 +240,8 @@ async fn converge(
     let others_wanting = ctx.others_wanting(&asset_id, obj);
     // Each call changes what Mux shows; a handful of steps covers the longest path
     // (renew → same URL → none → temporary).
+    // Whether this reconcile recorded the first half of a cycle (its intent covers both).
+    let mut cycle_recorded = false;
     for _ in 0..6 {
         let observation = Observation {
             now: Timestamp::now(),
@@ -259,8 +261,11 @@ async fn converge(
         };
         // The intent first: a restart then knows what may be in flight, and since when.
         let mut intent = decision.status;
-        intent.pending = Some(policy::pending(operation, Timestamp::now()));
-        publisher.publish(&mut intent, &decision.summary).await?;
+        if policy::records_intent(operation, access, cycle_recorded) {
+            intent.pending = Some(policy::pending(operation, Timestamp::now()));
+            publisher.publish(&mut intent, &decision.summary).await?;
+            cycle_recorded = operation == Operation::Cycle;
+        }
         if operation == Operation::Cycle && access == MasterAccess::None {
             // The asset's URL is about to die for every resource publishing it.
             withdraw_shared_url(obj, ctx, &asset_id, &status).await?;

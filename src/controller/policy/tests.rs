@@ -282,6 +282,42 @@ fn the_same_url_after_renewal_cycles_access() {
 }
 
 #[test]
+fn a_cycle_records_one_intent_for_both_halves() {
+    // Its first half, and every other call, is recorded before it is made.
+    assert!(records_intent(Operation::Cycle, MasterAccess::None, false));
+    assert!(records_intent(
+        Operation::Request,
+        MasterAccess::Temporary,
+        false
+    ));
+    assert!(records_intent(Operation::Revoke, MasterAccess::None, true));
+    // The second half, when this reconcile recorded the first: covered by it.
+    assert!(!records_intent(
+        Operation::Cycle,
+        MasterAccess::Temporary,
+        true
+    ));
+    // A second half with no first half recorded here (a restart between them): recorded.
+    assert!(records_intent(
+        Operation::Cycle,
+        MasterAccess::Temporary,
+        false
+    ));
+    // The window of the URL it brings is counted from the first half's intent: earlier.
+    let mut cycling = recorded_ready();
+    cycling.pending = Some(pending(Operation::Cycle, t(22 * 3600)));
+    let done = decide_at(
+        t(22 * 3600 + 9),
+        &spec(),
+        &cycling,
+        &asset(Some((MasterStatus::Ready, Some(URL_B)))),
+    );
+    let master = done.status.master.unwrap();
+    assert_eq!(master.requested_at, Some(time(t(22 * 3600))));
+    assert_eq!(master.expires_at, Some(time(t(22 * 3600 + 86_400))));
+}
+
+#[test]
 fn an_unknown_url_is_refreshed_at_once() {
     let d = decide_at(
         t(0),
