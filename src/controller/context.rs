@@ -19,7 +19,9 @@ use super::snapshots::Snapshots;
 use super::wakeup::Wakeups;
 use crate::metrics::Metrics;
 use crate::resource::{MasterExport, MasterExportStatus};
-use mux::{Credentials, MuxClients};
+use mux::MuxClients;
+
+use super::tokens::TokenBook;
 
 pub const FIELD_MANAGER: &str = "mux-master-operator";
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "mux-master-operator");
@@ -74,9 +76,9 @@ pub struct Context {
     /// The latest URL grant recorded per asset (any resource on it), with its window: what
     /// another resource on the asset adopts instead of renewing.
     grants: Mutex<HashMap<String, Grant>>,
-    /// The Mux token last read from each credentials Secret (namespace, name): a deletion still
-    /// revokes when the Secret went first, as it does when its whole namespace is deleted.
-    tokens: Mutex<HashMap<(String, String), Credentials>>,
+    /// The Mux tokens read from credentials Secrets: reused for a few seconds, and the last
+    /// one kept for a deletion's revoke when the Secret went first.
+    pub tokens: TokenBook,
 }
 
 impl Context {
@@ -125,23 +127,8 @@ impl Context {
             failures: Mutex::default(),
             preparations: Mutex::default(),
             grants: Mutex::default(),
-            tokens: Mutex::default(),
+            tokens: TokenBook::default(),
         }
-    }
-
-    /// Remembers the token read from credentials Secret `namespace/name`.
-    pub(crate) fn remember_token(&self, namespace: &str, name: &str, token: &Credentials) {
-        let key = (namespace.to_owned(), name.to_owned());
-        self.tokens
-            .lock()
-            .expect("tokens lock")
-            .insert(key, token.clone());
-    }
-
-    /// The token last read from credentials Secret `namespace/name`, if any since start.
-    pub(crate) fn last_token(&self, namespace: &str, name: &str) -> Option<Credentials> {
-        let key = (namespace.to_owned(), name.to_owned());
-        self.tokens.lock().expect("tokens lock").get(&key).cloned()
     }
 
     /// Remembers the grant a status publishes, when its window is known.

@@ -34,6 +34,7 @@ pub mod recorder;
 pub mod run;
 pub mod snapshots;
 pub mod sweeper;
+pub mod tokens;
 pub mod wakeup;
 pub mod watches;
 

@@ -3,6 +3,8 @@
 //! for it), the live stream, changes of master access, and the deadline a published URL puts
 //! on all of them.
 
+use std::time::Instant;
+
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::reflector::ObjectRef;
@@ -158,6 +160,9 @@ pub async fn source_asset(
 pub async fn mux_client(obj: &MasterExport, ctx: &Context) -> Result<MuxClient, Error> {
     let namespace = obj.namespace().ok_or(Error::NoNamespace)?;
     let name = &obj.spec.credentials_secret_ref.name;
+    if let Some(token) = ctx.tokens.fresh(&namespace, name, Instant::now()) {
+        return Ok(ctx.mux.client(token));
+    }
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let secret = secrets
         .get_opt(name)
@@ -183,7 +188,8 @@ pub async fn mux_client(obj: &MasterExport, ctx: &Context) -> Result<MuxClient, 
             })
     };
     let token = Credentials::new(read(TOKEN_ID_KEY)?, read(TOKEN_SECRET_KEY)?);
-    ctx.remember_token(&namespace, name, &token);
+    ctx.tokens
+        .remember(&namespace, name, &token, Instant::now());
     Ok(ctx.mux.client(token))
 }
 
@@ -196,7 +202,8 @@ pub async fn mux_client_to_clean_up(obj: &MasterExport, ctx: &Context) -> Result
             let namespace = obj.namespace().ok_or(Error::NoNamespace)?;
             let name = &obj.spec.credentials_secret_ref.name;
             let token = ctx
-                .last_token(&namespace, name)
+                .tokens
+                .last(&namespace, name)
                 .ok_or(Error::CredentialsMissing(which))?;
             tracing::info!(
                 %namespace, secret = %name,

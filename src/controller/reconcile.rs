@@ -67,8 +67,19 @@ pub async fn reconcile(obj: Arc<MasterExport>, ctx: Arc<Context>) -> Result<Acti
 /// What the controller does after a failed reconcile that could not even record itself.
 pub fn error_policy(obj: Arc<MasterExport>, error: &Error, ctx: Arc<Context>) -> Action {
     count_error(&ctx, error);
+    distrust_refused_token(&obj, &ctx, error);
     tracing::warn!(name = %obj.name_any(), namespace = ?obj.namespace(), %error, "reconcile failed");
     Action::requeue(ctx.backoff(&obj))
+}
+
+/// Mux refused the token: the next call reads the credentials Secret again (it may have
+/// been rotated since it was read).
+fn distrust_refused_token(obj: &MasterExport, ctx: &Context, error: &Error) {
+    if let Error::Mux(mux::MuxError::Credentials { .. }) = error {
+        let namespace = obj.namespace().unwrap_or_default();
+        ctx.tokens
+            .distrust(&namespace, &obj.spec.credentials_secret_ref.name);
+    }
 }
 
 fn count_error(ctx: &Context, error: &Error) {
@@ -171,6 +182,7 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
         Err(error) => {
             // Record what went wrong where a person looks, then back off.
             count_error(ctx, &error);
+            distrust_refused_token(&obj, ctx, &error);
             let (reason, stalled) = error.reason();
             let failure = Failure {
                 reason,
