@@ -218,7 +218,11 @@ impl<'a> Publisher<'a> {
         }
         attach_secret_ref(self.obj, status);
         self.sync_secret(status).await?;
-        self.recorded = apply_status(self.obj, self.ctx, status, summary, None).await?;
+        // A status the write would not change (a poll or a webhook finding the master as
+        // recorded) is not written: at 10,000 exports those were a write per refresh.
+        if summarized(self.obj, status, summary) != self.recorded {
+            self.recorded = apply_status(self.obj, self.ctx, status, summary, None).await?;
+        }
         self.remove_stale().await
     }
 
@@ -292,6 +296,23 @@ fn attach_secret_ref(obj: &MasterExport, status: &mut MasterExportStatus) {
     }
 }
 
+/// `status` with its conditions as `summary` wants them now.
+fn summarized(
+    obj: &MasterExport,
+    status: &MasterExportStatus,
+    summary: &Summary,
+) -> MasterExportStatus {
+    let mut status = status.clone();
+    status.conditions = conditions::merge(
+        &status.conditions,
+        &summary.wanted(),
+        MANAGED_CONDITIONS,
+        obj.meta().generation,
+        &Time(Timestamp::now()),
+    );
+    status
+}
+
 /// Writes the whole status by server-side apply (without the URL when it is published in the
 /// Secret only; the status returned still has it, as the reconcile knows it): fields the status no longer has (a
 /// settled `pending`, a withdrawn `url`) are removed, which a merge patch would not do.
@@ -306,14 +327,7 @@ async fn apply_status(
 ) -> Result<MasterExportStatus, Error> {
     let namespace = obj.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<MasterExport> = Api::namespaced(ctx.client.clone(), &namespace);
-    let mut status = status.clone();
-    status.conditions = conditions::merge(
-        &status.conditions,
-        &summary.wanted(),
-        MANAGED_CONDITIONS,
-        obj.meta().generation,
-        &Time(Timestamp::now()),
-    );
+    let status = summarized(obj, status, summary);
     let mut written = status.clone();
     if !ctx.url_in_status
         && let Some(master) = written.master.as_mut()
