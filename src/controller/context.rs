@@ -140,10 +140,7 @@ impl Context {
             return;
         };
         if let (Some(url), Some(at)) = (&master.url, &master.requested_at) {
-            let grant = Grant {
-                url: url.clone(),
-                requested_at: at.0,
-            };
+            let grant = Grant::new(url, at.0);
             self.grants
                 .lock()
                 .expect("grants lock")

@@ -28,11 +28,12 @@ pub const SERIES_WINDOW: Duration = Duration::from_secs(6 * 60);
 /// The series cache is swept of old entries at most this often (not on every publish).
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
-/// One Event published recently, as much as a repeat needs.
-#[derive(Debug, Clone)]
+/// One Event published recently, as much as a repeat needs: no strings (its namespace and
+/// name follow from the object it is about and when it was created; see
+/// [`Recorder::event_name`]), about 40 bytes per series.
+#[derive(Debug, Clone, Copy)]
 struct Series {
-    namespace: String,
-    name: String,
+    created: Timestamp,
     count: i32,
     last: Timestamp,
 }
@@ -104,7 +105,7 @@ impl Recorder {
                 .cloned()
         };
         let published = match repeat {
-            Some(series) => match self.count_again(&series, now).await {
+            Some(series) => match self.count_again(&series, regarding, now).await {
                 Ok(()) => Series {
                     count: series.count + 1,
                     last: now,
@@ -133,29 +134,32 @@ impl Recorder {
         now: Timestamp,
     ) -> Result<Series, kube::Error> {
         let k8s = self.new_event(event, regarding, now);
-        let namespace = k8s.metadata.namespace.clone().unwrap_or_default();
-        let name = k8s.metadata.name.clone().unwrap_or_default();
-        Api::<K8sEvent>::namespaced(self.client.clone(), &namespace)
+        Api::<K8sEvent>::namespaced(self.client.clone(), &event_namespace(regarding))
             .create(&PostParams::default(), &k8s)
             .await?;
         Ok(Series {
-            namespace,
-            name,
+            created: now,
             count: 1,
             last: now,
         })
     }
 
     /// The next count of a series: only `series` changes on the Event.
-    async fn count_again(&self, series: &Series, now: Timestamp) -> Result<(), kube::Error> {
+    async fn count_again(
+        &self,
+        series: &Series,
+        regarding: &ObjectReference,
+        now: Timestamp,
+    ) -> Result<(), kube::Error> {
         let patch = serde_json::json!({
             "series": EventSeries {
                 count: series.count + 1,
                 last_observed_time: MicroTime(now),
             }
         });
-        Api::<K8sEvent>::namespaced(self.client.clone(), &series.namespace)
-            .patch(&series.name, &PatchParams::default(), &Patch::Merge(&patch))
+        let name = self.event_name(regarding, series.created);
+        Api::<K8sEvent>::namespaced(self.client.clone(), &event_namespace(regarding))
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map(|_| ())
     }
@@ -184,6 +188,18 @@ impl Recorder {
         h.finish()
     }
 
+    /// The name of the Event about `regarding` created at `created` (client-go's form).
+    fn event_name(&self, regarding: &ObjectReference, created: Timestamp) -> String {
+        format!(
+            "{}.{:x}",
+            regarding
+                .name
+                .as_deref()
+                .unwrap_or(&self.reporter.controller),
+            created.as_nanosecond()
+        )
+    }
+
     fn new_event(&self, event: &Event, regarding: &ObjectReference, now: Timestamp) -> K8sEvent {
         let instance = self
             .reporter
@@ -198,20 +214,8 @@ impl Recorder {
             related: event.secondary.clone(),
             note: event.note.clone(),
             metadata: ObjectMeta {
-                namespace: Some(
-                    regarding
-                        .namespace
-                        .clone()
-                        .unwrap_or_else(|| "default".into()),
-                ),
-                name: Some(format!(
-                    "{}.{:x}",
-                    regarding
-                        .name
-                        .as_deref()
-                        .unwrap_or(&self.reporter.controller),
-                    now.as_nanosecond()
-                )),
+                namespace: Some(event_namespace(regarding)),
+                name: Some(self.event_name(regarding, now)),
                 ..ObjectMeta::default()
             },
             reporting_controller: Some(self.reporter.controller.clone()),
@@ -228,6 +232,14 @@ impl Recorder {
     }
 }
 
+/// The namespace of Events about `regarding`: its own.
+fn event_namespace(regarding: &ObjectReference) -> String {
+    regarding
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,8 +250,7 @@ mod tests {
 
     fn series(last: Timestamp) -> Series {
         Series {
-            namespace: "media".into(),
-            name: "a.1".into(),
+            created: last,
             count: 1,
             last,
         }

@@ -17,6 +17,15 @@ pub fn same_grant(recorded: &str, fresh: &MasterUrl) -> bool {
     strip_download(recorded) == strip_download(fresh.expose())
 }
 
+/// A digest of the grant a URL is (the same for two URLs exactly when [`same_grant`] says so,
+/// but for a 64-bit collision).
+pub(super) fn grant_digest(url: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    strip_download(url).hash(&mut hasher);
+    hasher.finish()
+}
+
 fn strip_download(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) => {
@@ -159,7 +168,7 @@ pub(super) fn ready(
             // Another resource on the asset asked for this URL: its window is known.
             .or(obs
                 .known_grant
-                .filter(|g| same_grant(&g.url, fresh))
+                .filter(|g| g.is_of(fresh))
                 .map(|g| g.requested_at)),
     };
     // A window already over when the URL is first seen (the operator was down past it, and

@@ -49,10 +49,7 @@ fn a_url_another_resource_asked_for_is_adopted_with_its_window() {
     let spec = spec();
     let status = MasterExportStatus::default();
     let asset = asset(Some((MasterStatus::Ready, Some(URL_A))));
-    let grant = Grant {
-        url: format!("{URL_A}&download=other.mp4"),
-        requested_at: t(0),
-    };
+    let grant = Grant::new(&format!("{URL_A}&download=other.mp4"), t(0));
     let obs = Observation {
         now: t(50),
         generation: Some(1),
@@ -72,10 +69,7 @@ fn a_url_another_resource_asked_for_is_adopted_with_its_window() {
     assert_eq!(master.expires_at, Some(time(t(24 * 3600))));
     assert_eq!(master.refresh_at, Some(time(t(22 * 3600))));
     // A grant of another URL says nothing about this one.
-    let stale = Grant {
-        url: URL_B.into(),
-        requested_at: t(0),
-    };
+    let stale = Grant::new(URL_B, t(0));
     let d = decide(
         &Observation {
             known_grant: Some(&stale),
