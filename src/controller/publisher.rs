@@ -14,7 +14,6 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
 
 use super::conditions::{self, Summary};
 use super::context::{Context, FIELD_MANAGER, MANAGED_BY, owned_by};
@@ -296,6 +295,10 @@ fn attach_secret_ref(obj: &MasterExport, status: &mut MasterExportStatus) {
     }
 }
 
+fn pointer(path: &str) -> json_patch::jsonptr::PointerBuf {
+    json_patch::jsonptr::PointerBuf::parse(path).expect("a valid JSON pointer")
+}
+
 /// `status` with its conditions as `summary` wants them now.
 fn summarized(
     obj: &MasterExport,
@@ -313,9 +316,9 @@ fn summarized(
     status
 }
 
-/// Writes the whole status by server-side apply (without the URL when it is published in the
-/// Secret only; the status returned still has it, as the reconcile knows it): fields the status no longer has (a
-/// settled `pending`, a withdrawn `url`) are removed, which a merge patch would not do.
+/// Writes the whole status (without the URL when it is published in the Secret only; the
+/// status returned still has it, as the reconcile knows it): fields the status no longer has
+/// (a settled `pending`, a withdrawn `url`) are removed, which a merge patch would not do.
 /// With `precondition`, the write applies only if the resource is still at that
 /// resourceVersion (a 409 otherwise). Returns the status written.
 async fn apply_status(
@@ -335,41 +338,33 @@ async fn apply_status(
         // Published in the URL Secret only (`--url-in-status=false`).
         master.url = None;
     }
-    match precondition {
-        // Conditional: server-side apply, whose resourceVersion precondition answers 409.
-        Some(version) => {
-            let patch = json!({
-                "apiVersion": "masterexport.io/v1alpha1",
-                "kind": "MasterExport",
-                "metadata": { "resourceVersion": version },
-                "status": written,
-            });
-            api.patch_status(
-                &obj.name_any(),
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await?;
-        }
-        // The whole status replaced by one JSON Patch: what applying it does (the operator is
-        // the status's only writer), without the structured merge that made server-side apply
-        // the apiserver's largest cost at 10,000 exports.
-        None => {
-            let replace = json_patch::Patch(vec![json_patch::PatchOperation::Add(
-                json_patch::AddOperation {
-                    path: json_patch::jsonptr::PointerBuf::parse("/status")
-                        .expect("a valid JSON pointer"),
-                    value: serde_json::to_value(&written).map_err(kube::Error::SerdeError)?,
-                },
-            )]);
-            let params = PatchParams {
-                field_manager: Some(FIELD_MANAGER.into()),
-                ..Default::default()
-            };
-            api.patch_status(&obj.name_any(), &params, &Patch::Json::<()>(replace))
-                .await?;
-        }
+    // The whole status replaced by one JSON Patch: every field it no longer has goes, whoever
+    // wrote it (server-side apply removes only what the applier owned before), and without
+    // the structured merge that made server-side apply the apiserver's largest cost at 10,000
+    // exports. A precondition is the object's resourceVersion in the patch: a 409 on change.
+    let mut operations = Vec::new();
+    if let Some(version) = precondition {
+        operations.push(json_patch::PatchOperation::Replace(
+            json_patch::ReplaceOperation {
+                path: pointer("/metadata/resourceVersion"),
+                value: serde_json::Value::String(version),
+            },
+        ));
     }
+    operations.push(json_patch::PatchOperation::Add(json_patch::AddOperation {
+        path: pointer("/status"),
+        value: serde_json::to_value(&written).map_err(kube::Error::SerdeError)?,
+    }));
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    api.patch_status(
+        &obj.name_any(),
+        &params,
+        &Patch::Json::<()>(json_patch::Patch(operations)),
+    )
+    .await?;
     Ok(status)
 }
 
@@ -428,6 +423,7 @@ async fn write_url_secret(
 mod tests {
     use super::*;
     use crate::resource::{MasterExportSpec, MasterStage, MasterState};
+    use serde_json::json;
 
     fn obj() -> MasterExport {
         let spec: MasterExportSpec = serde_json::from_value(json!({
