@@ -45,6 +45,7 @@ pub mod preparation;
 mod ready;
 mod source;
 pub mod timing;
+pub mod yielding;
 
 use std::time::Duration;
 

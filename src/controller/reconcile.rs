@@ -123,6 +123,19 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
             .map(Action::requeue)
             .unwrap_or_else(Action::await_change));
     }
+    // A refresh due while webhook wake-ups (refreshes finishing) wait for a worker: they first.
+    if poked.is_none()
+        && !deletion::involved(&obj, &previous)
+        && let Some(wait) = policy::yielding::step_aside(
+            &obj.spec,
+            &previous,
+            obj.meta().generation,
+            now,
+            ctx.wakeups.waiting(std::time::Instant::now()),
+        )
+    {
+        return Ok(Action::requeue(wait));
+    }
     // A master preparing for our request, woken before its first look is due: no GET yet.
     let first_look = previous
         .asset

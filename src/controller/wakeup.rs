@@ -14,6 +14,9 @@ use mux::types::WebhookEvent;
 
 type Ref = ObjectRef<MasterExport>;
 
+/// A wake-up older than this no longer counts as waiting (see [`Wakeups::waiting`]).
+pub const POKE_FRESH: Duration = Duration::from_secs(10);
+
 /// Events after which a reconcile may act differently. `master.preparing`, `asset.created`
 /// and `live_stream.active` change nothing the controller would do, so they wake nobody:
 /// that keeps the calls to Mux down while a master prepares.
@@ -218,6 +221,17 @@ impl Wakeups {
     /// Takes the poke of a resource: `Some(arrival)` if a webhook woke it.
     pub fn take_poke(&self, target: &Ref) -> Option<Instant> {
         self.pokes.lock().expect("pokes lock").remove(target)
+    }
+
+    /// How many wake-ups of the last [`POKE_FRESH`] wait for their reconcile (an older one is
+    /// likely for a resource that went, or one whose queue was full).
+    pub fn waiting(&self, now: Instant) -> usize {
+        self.pokes
+            .lock()
+            .expect("pokes lock")
+            .values()
+            .filter(|at| now.saturating_duration_since(**at) < POKE_FRESH)
+            .count()
     }
 }
 
