@@ -212,15 +212,17 @@ impl<'a> Publisher<'a> {
                 master.url = None;
                 master.url_secret_ref = None;
             }
-            self.recorded = apply_status(self.obj, self.ctx, status, summary, None).await?;
+            let wanted = summarized(self.obj, status, summary);
+            self.recorded = write_status(self.obj, self.ctx, wanted, None).await?;
             return Ok(());
         }
         attach_secret_ref(self.obj, status);
         self.sync_secret(status).await?;
         // A status the write would not change (a poll or a webhook finding the master as
         // recorded) is not written: at 10,000 exports those were a write per refresh.
-        if summarized(self.obj, status, summary) != self.recorded {
-            self.recorded = apply_status(self.obj, self.ctx, status, summary, None).await?;
+        let wanted = summarized(self.obj, status, summary);
+        if wanted != self.recorded {
+            self.recorded = write_status(self.obj, self.ctx, wanted, None).await?;
         }
         self.remove_stale().await
     }
@@ -278,7 +280,8 @@ pub async fn withdraw_if_unchanged(
     status: &MasterExportStatus,
     summary: &Summary,
 ) -> Result<bool, Error> {
-    match apply_status(obj, ctx, status, summary, obj.resource_version()).await {
+    let wanted = summarized(obj, status, summary);
+    match write_status(obj, ctx, wanted, obj.resource_version()).await {
         Ok(_) => {}
         Err(Error::Kube(kube::Error::Api(e))) if e.code == 409 => return Ok(false),
         Err(e) => return Err(e),
@@ -316,21 +319,20 @@ fn summarized(
     status
 }
 
-/// Writes the whole status (without the URL when it is published in the Secret only; the
-/// status returned still has it, as the reconcile knows it): fields the status no longer has
-/// (a settled `pending`, a withdrawn `url`) are removed, which a merge patch would not do.
+/// Writes the whole status, its conditions already merged (without the URL when it is
+/// published in the Secret only; the status returned still has it, as the reconcile knows it):
+/// fields the status no longer has (a settled `pending`, a withdrawn `url`) are removed, which
+/// a merge patch would not do.
 /// With `precondition`, the write applies only if the resource is still at that
 /// resourceVersion (a 409 otherwise). Returns the status written.
-async fn apply_status(
+async fn write_status(
     obj: &MasterExport,
     ctx: &Context,
-    status: &MasterExportStatus,
-    summary: &Summary,
+    status: MasterExportStatus,
     precondition: Option<String>,
 ) -> Result<MasterExportStatus, Error> {
     let namespace = obj.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<MasterExport> = Api::namespaced(ctx.client.clone(), &namespace);
-    let status = summarized(obj, status, summary);
     let mut written = status.clone();
     if !ctx.url_in_status
         && let Some(master) = written.master.as_mut()
