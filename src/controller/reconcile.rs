@@ -131,6 +131,7 @@ async fn apply(obj: Arc<MasterExport>, ctx: &Context) -> Result<Action, Error> {
             &previous,
             obj.meta().generation,
             now,
+            policy::spread_seed(&obj.uid().unwrap_or_else(|| obj.name_any())),
             ctx.wakeups.waiting(std::time::Instant::now()),
         )
     {
