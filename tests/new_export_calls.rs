@@ -117,6 +117,49 @@ async fn without_webhooks_a_new_exports_grant_is_a_put_and_one_get_once_a_prepar
 }
 
 #[tokio::test]
+async fn without_webhooks_a_batch_created_together_waits_for_its_first_preparation_to_be_timed() {
+    let world = World::new(
+        "calls-batch",
+        &[
+            "--master-prepare-delay",
+            "3s",
+            "--webhooks-enabled",
+            "false",
+        ],
+        &[],
+    )
+    .await;
+    // Nothing learnt yet, all requested within a second or two: one master leads (usual
+    // schedule: polls 1 s apart bracket its 3 s), the others wait until it is timed, then
+    // look once. On the usual schedule each would poll at 1 s and 2 s before finding it ready.
+    const BATCH: usize = 12;
+    let assets = world.seed_assets(BATCH, json!({"size": 1000})).await;
+    for (i, asset) in assets.iter().enumerate() {
+        world.create(&format!("b{i}"), spec(asset)).await.unwrap();
+    }
+    for i in 0..BATCH {
+        world.wait(&format!("b{i}"), "Ready", is_ready).await;
+    }
+    let log = world.admin.requests().await.unwrap();
+    let per_asset: Vec<Vec<&str>> = assets
+        .iter()
+        .map(|a| {
+            calls_on(&log, a)
+                .iter()
+                .map(|r| r.method.as_str())
+                .collect()
+        })
+        .collect();
+    eprintln!("calls per asset: {per_asset:?}");
+    assert!(per_asset.iter().all(|m| m.first() == Some(&"PUT")));
+    let one_look = per_asset.iter().filter(|m| *m == &["PUT", "GET"]).count();
+    assert!(
+        one_look >= BATCH - 1,
+        "all but the leader look once: {per_asset:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_master_someone_else_made_temporary_is_renewed_before_its_window_is_trusted() {
     let world = World::new("calls-foreign", &["--master-prepare-delay", "300ms"], &[]).await;
     let asset = world.admin.seed_asset(json!({"size": 1000})).await.unwrap();

@@ -154,11 +154,25 @@ impl Context {
     }
 
     /// Records what a call made at `at` showed of `asset`'s master.
+    /// Wakes the resources of masters whose first look this brought forward.
     pub(crate) fn saw_master(&self, asset: &str, seen: Seen, at: jiff::Timestamp) {
-        self.preparations
+        let woken = self
+            .preparations
             .lock()
             .expect("preparations lock")
             .observe(asset, seen, at, &self.settings);
+        self.wake_for_first_looks(woken);
+    }
+
+    /// Wakes the resources on `assets`, whose first look came forward, when they poll: while
+    /// webhooks flow, their events say when to look (a wake-up would bring a GET forward).
+    fn wake_for_first_looks(&self, assets: Vec<String>) {
+        if self.slow_poll().is_some() {
+            return;
+        }
+        for asset in assets {
+            self.wakeups.wake_on(&asset);
+        }
     }
 
     /// When `asset`'s master, preparing for our request, is worth its first look.
@@ -206,10 +220,12 @@ impl Context {
                 .is_empty()
         {
             self.snapshots.forget(&asset.id);
-            self.preparations
+            let woken = self
+                .preparations
                 .lock()
                 .expect("preparations lock")
-                .forget(&asset.id);
+                .forget(&asset.id, jiff::Timestamp::now());
+            self.wake_for_first_looks(woken);
         }
         self.succeeded(obj);
         self.wakeups.take_poke(&ObjectRef::from(obj));

@@ -205,6 +205,18 @@ impl Wakeups {
         self.send(std::slice::from_ref(target));
     }
 
+    /// Reconciles every resource on asset `id` soon, without a poke (as [`Wakeups::wake`]):
+    /// a master's first look came forward.
+    pub fn wake_on(&self, id: &str) {
+        let mut targets: Vec<Ref> = Vec::new();
+        for index in self.indexes.read().expect("indexes lock").iter() {
+            targets.extend(index.read().expect("index lock").lookup(id));
+        }
+        targets.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        targets.dedup();
+        self.send(&targets);
+    }
+
     fn send(&self, targets: &[Ref]) {
         let mut queues = self.queues.lock().expect("queues lock");
         for target in targets {

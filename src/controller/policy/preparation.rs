@@ -18,11 +18,15 @@
 //! - Samples come from masters slower than expected, so the estimate leans to the slow ones:
 //!   one master in [`EXPLORE_EVERY`] keeps the usual schedule and is timed whatever its
 //!   speed (webhooks, when they flow, time every master).
-//! - With no sample yet (a fresh start, a batch created together), every master keeps the
-//!   usual schedule until the first is timed. (Holding each behind the older ones still
-//!   preparing was tried: it held a MasterExportSet's pipeline of 1,000 children each for
-//!   `poll_max`, and was removed; without it a batch of 100 created at once costs 2.7 calls
-//!   per grant by polling instead of 2.0.)
+//! - With no sample yet (a fresh start, a batch created together), one master leads: it keeps
+//!   the usual schedule and is timed; the masters requested while it is looked at follow it,
+//!   their first look held (at most `poll_max`) until the leader's preparation ends. Then the
+//!   followers are woken ([`Preparations::observe`] names them): with the leader's sample they
+//!   look when it says; without one (errored, revoked, forgotten) the oldest follower leads.
+//!   A leader no look has seen for twice `poll_max` (its resource stuck or gone) leads nobody,
+//!   so nothing waits on a master nobody looks at. (An earlier hold put each master behind
+//!   every older one still preparing, by their age: a pipeline of masters held one another,
+//!   none was looked at, and a MasterExportSet's 1,000 children took over 10 minutes.)
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -77,6 +81,8 @@ struct Watch {
     preparing_at: Timestamp,
     /// Polled on the usual schedule, to be timed whatever its speed.
     explore: bool,
+    /// Requested while nothing was learnt and a leader was looked at: held behind it.
+    follows: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,8 +101,15 @@ pub struct Preparations {
 }
 
 impl Preparations {
-    /// Records what a call made at `at` showed of `asset`'s master.
-    pub fn observe(&mut self, asset: &str, seen: Seen, at: Timestamp, settings: &Settings) {
+    /// Records what a call made at `at` showed of `asset`'s master. Returns the assets whose
+    /// first look this brought forward (a leader's preparation ended): wake their resources.
+    pub fn observe(
+        &mut self,
+        asset: &str,
+        seen: Seen,
+        at: Timestamp,
+        settings: &Settings,
+    ) -> Vec<String> {
         match seen {
             Seen::Requested => {
                 // A request while one is preparing does not restart it.
@@ -106,22 +119,27 @@ impl Preparations {
                         self.watches
                             .retain(|_, w| until(w.started, at) <= WATCH_LIFETIME);
                     }
+                    let follows =
+                        self.expected(at).is_none() && self.leader_looked_at(at, settings);
                     let watch = Watch {
                         started: at,
                         preparing_at: at,
                         explore: self.started.is_multiple_of(EXPLORE_EVERY),
+                        follows,
                     };
                     self.watches.insert(asset.to_string(), watch);
                 }
+                Vec::new()
             }
             Seen::Preparing => {
                 if let Some(watch) = self.watches.get_mut(asset) {
                     watch.preparing_at = watch.preparing_at.max(at);
                 }
+                Vec::new()
             }
             Seen::Ready { at_once } => {
                 let Some(watch) = self.watches.remove(asset) else {
-                    return;
+                    return Vec::new();
                 };
                 let took = until(watch.started, at);
                 let bracket = until(watch.preparing_at, at);
@@ -132,16 +150,58 @@ impl Preparations {
                         self.samples.pop_front();
                     }
                 }
+                self.ended(watch, at)
             }
-            Seen::Other => {
-                self.watches.remove(asset);
-            }
+            Seen::Other => match self.watches.remove(asset) {
+                Some(watch) => self.ended(watch, at),
+                None => Vec::new(),
+            },
         }
     }
 
-    /// Forgets an asset no resource names any more.
-    pub fn forget(&mut self, asset: &str) {
-        self.watches.remove(asset);
+    /// Forgets an asset no resource names any more. Returns the assets to wake, as `observe`.
+    pub fn forget(&mut self, asset: &str, now: Timestamp) -> Vec<String> {
+        match self.watches.remove(asset) {
+            Some(watch) => self.ended(watch, now),
+            None => Vec::new(),
+        }
+    }
+
+    /// Whether a master that leads (not held) was requested or seen preparing within twice
+    /// `poll_max` of `now`: its next look is due within `poll_max` on the usual schedule.
+    fn leader_looked_at(&self, now: Timestamp, settings: &Settings) -> bool {
+        self.watches
+            .values()
+            .any(|w| !w.follows && until(w.preparing_at, now) <= settings.poll_max * 2)
+    }
+
+    /// After `watch`'s preparation ended: when it led, the followers it held. With something
+    /// learnt they all look when it says; without, the oldest follower leads now.
+    fn ended(&mut self, watch: Watch, now: Timestamp) -> Vec<String> {
+        if watch.follows {
+            return Vec::new();
+        }
+        let followers = self.watches.iter_mut().filter(|(_, w)| w.follows);
+        if self
+            .samples
+            .iter()
+            .any(|s| until(s.at, now) <= SAMPLE_LIFETIME)
+        {
+            // Released: what was learnt times their first look from now on.
+            return followers
+                .map(|(id, w)| {
+                    w.follows = false;
+                    id.clone()
+                })
+                .collect();
+        }
+        match followers.min_by_key(|(id, w)| (w.started, id.as_str())) {
+            Some((id, w)) => {
+                w.follows = false;
+                vec![id.clone()]
+            }
+            None => Vec::new(),
+        }
     }
 
     /// The expected preparation time: the median of the samples still counting at `now`.
@@ -172,9 +232,9 @@ impl Preparations {
         let wait = match self.expected(now) {
             Some(_) if watch.explore => return None,
             Some(took) => took,
-            // Nothing learnt: the usual schedule. (Holding a master behind older ones still
-            // preparing, as tried, held a pipeline of them each for poll_max: none was looked
-            // at, so none was learnt; a MasterExportSet's 1,000 children took over 10 minutes.)
+            // Nothing learnt: a follower waits for its leader (woken when it ends), a leader
+            // keeps the usual schedule, and so does a follower whose leader nobody looks at.
+            None if watch.follows && self.leader_looked_at(now, settings) => settings.poll_max,
             None => return None,
         };
         Some(add(watch.started, wait.min(settings.poll_max)))

@@ -119,23 +119,69 @@ fn the_expected_time_is_the_median_of_recent_samples() {
 }
 
 #[test]
-fn with_nothing_learnt_every_master_keeps_the_usual_schedule() {
+fn with_nothing_learnt_the_first_master_leads_and_the_others_wait_for_its_sample() {
     let mut p = Preparations::default();
     p.observe("old", Seen::Requested, t(0), &S);
     p.observe("young", Seen::Requested, t(500), &S);
-    // Nobody is held behind another: a pipeline of held masters would teach nothing.
-    assert_eq!(p.first_look("old", t(500), &S), None);
-    assert_eq!(p.first_look("young", t(500), &S), None);
+    p.observe("younger", Seen::Requested, t(600), &S);
+    // The leader keeps the usual schedule; the others hold their first look (poll_max at most).
+    assert_eq!(p.first_look("old", t(600), &S), None);
+    assert_eq!(p.first_look("young", t(600), &S), Some(t(500) + S.poll_max));
     p.observe("old", Seen::Preparing, t(1000), &S);
     p.observe("old", Seen::Preparing, t(2000), &S);
-    assert_eq!(p.first_look("young", t(2000), &S), None);
-    // Once the oldest is ready, its preparation is what everyone expects.
-    p.observe("old", Seen::Ready { at_once: false }, t(3050), &S);
+    assert_eq!(
+        p.first_look("young", t(2000), &S),
+        Some(t(500) + S.poll_max)
+    );
+    // The leader is timed: its followers are named (to be woken) and look when it says.
+    let mut woken = p.observe("old", Seen::Ready { at_once: false }, t(3050), &S);
+    woken.sort();
+    assert_eq!(woken, ["young", "younger"]);
     assert_eq!(p.first_look("young", t(3100), &S), Some(t(3550)));
+    assert_eq!(p.first_look("younger", t(3100), &S), Some(t(3650)));
+    // A follower's end wakes nobody.
+    assert!(
+        p.observe("young", Seen::Ready { at_once: false }, t(3600), &S)
+            .is_empty()
+    );
     // A master under poll_min, found ready by the first usual poll, is timed well enough.
     let mut quick = Preparations::default();
     timed(&mut quick, "q", 0, &[], 1100);
     assert_eq!(quick.expected(t(1100)), Some(ms(1100)));
+}
+
+#[test]
+fn a_leader_that_ends_untimed_hands_the_lead_to_the_oldest_follower() {
+    let mut p = Preparations::default();
+    p.observe("lead", Seen::Requested, t(0), &S);
+    p.observe("b", Seen::Requested, t(200), &S);
+    p.observe("c", Seen::Requested, t(300), &S);
+    // Errored (or revoked): nothing learnt; the oldest follower leads, the other still waits.
+    assert_eq!(p.observe("lead", Seen::Other, t(1000), &S), ["b"]);
+    assert_eq!(p.first_look("b", t(1000), &S), None);
+    assert_eq!(p.first_look("c", t(1000), &S), Some(t(300) + S.poll_max));
+    // A leader forgotten (no resource names its asset any more) hands it on too.
+    assert_eq!(p.forget("b", t(1100)), ["c"]);
+    assert_eq!(p.first_look("c", t(1100), &S), None);
+    assert!(p.forget("c", t(1200)).is_empty());
+}
+
+#[test]
+fn a_leader_nobody_looks_at_holds_nobody() {
+    let mut p = Preparations::default();
+    p.observe("stuck", Seen::Requested, t(0), &S);
+    p.observe("b", Seen::Requested, t(1000), &S);
+    assert_eq!(p.first_look("b", t(1000), &S), Some(t(1000) + S.poll_max));
+    // No look at the leader for twice poll_max: its follower keeps the usual schedule...
+    let late = t(S.poll_max.as_millis() as i64 * 2 + 1);
+    assert_eq!(p.first_look("b", late, &S), None);
+    // ...and a master requested now leads, followed by nobody.
+    p.observe("fresh", Seen::Requested, late, &S);
+    assert_eq!(p.first_look("fresh", late, &S), None);
+    // While the leader is looked at, it holds (a master followed by one requested later).
+    p.observe("stuck", Seen::Preparing, late, &S);
+    p.observe("later", Seen::Requested, late, &S);
+    assert_eq!(p.first_look("later", late, &S), Some(late + S.poll_max));
 }
 
 #[test]
@@ -191,7 +237,7 @@ fn watches_end_with_the_preparation_and_a_repeated_request_keeps_its_start() {
     p.observe("a2", Seen::Other, t(1000), &S);
     assert_eq!(p.first_look("a2", t(1000), &S), None, "errored or revoked");
     p.observe("a3", Seen::Requested, t(0), &S);
-    p.forget("a3");
+    p.forget("a3", t(0));
     assert!(p.watches.is_empty());
     // Without a watch (not our request, or forgotten), nothing is learnt.
     p.observe("a4", Seen::Preparing, t(0), &S);
