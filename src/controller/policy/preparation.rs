@@ -21,7 +21,8 @@
 //! - With no sample yet (a fresh start, a batch created together), one master leads: it keeps
 //!   the usual schedule and is timed; the masters requested while it is looked at follow it,
 //!   their first look held (at most `poll_max`) until the leader's preparation ends. Then the
-//!   followers are woken ([`Preparations::observe`] names them): with the leader's sample they
+//!   followers are woken ([`Preparations::observe`] names them; while webhooks flow, their own
+//!   events wake them instead, a wake-up would only bring a GET forward): with the sample they
 //!   look when it says; without one (errored, revoked, forgotten) the oldest follower leads.
 //!   A leader no look has seen for twice `poll_max` (its resource stuck or gone) leads nobody,
 //!   so nothing waits on a master nobody looks at. (An earlier hold put each master behind
