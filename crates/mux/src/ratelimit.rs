@@ -5,6 +5,10 @@
 //! spins. A 429 from Mux halves the rate and pauses the bucket for `Retry-After` (or one
 //! interval); the rate then climbs back linearly to the configured one over
 //! [`RECOVERY`] without 429s, so a limit set too high settles near what Mux allows.
+//! Mux's own count comes back with each answer (`X-RateLimit-Remaining`): when it is lower
+//! than this bucket's burst (another client spends the token's budget, or requests reached
+//! Mux closer together than they left), the next slot is skipped, so Mux's bucket refills
+//! before it runs dry instead of after a 429.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -74,6 +78,18 @@ impl Bucket {
         let allowed_at = tat.checked_sub(tolerance).unwrap_or(now).max(now);
         state.tat = tat + interval;
         allowed_at
+    }
+
+    /// Mux answered with `remaining` requests left in its own bucket: below this bucket's
+    /// burst, the next slot is skipped (one interval of the current rate).
+    pub fn mux_remaining(&self, remaining: u64) {
+        if remaining >= u64::from(self.configured.burst) {
+            return;
+        }
+        let now = Instant::now();
+        let mut state = self.state.lock().expect("rate limiter lock");
+        let interval = Duration::from_secs_f64(1.0 / self.rate_at(&state, now));
+        state.tat = state.tat.max(now) + interval;
     }
 
     /// Mux said 429: halve the rate and hold every request back for `retry_after`.
@@ -155,6 +171,23 @@ mod tests {
             .map(|_| (bucket.reserve(later) - later).as_millis())
             .collect();
         assert_eq!(slots, vec![0, 0, 0, 1000]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn mux_running_low_skips_the_next_slot_and_a_full_bucket_skips_none() {
+        let bucket = Bucket::new(Rate::new(10.0, 3));
+        let now = Instant::now();
+        // Plenty left at Mux (its count at least our burst): nothing changes.
+        bucket.mux_remaining(3);
+        let slots: Vec<u128> = (0..4)
+            .map(|_| (bucket.reserve(now) - now).as_millis())
+            .collect();
+        assert_eq!(slots, vec![0, 0, 0, 100]);
+        // Mux has 1 left: the slot at 200 ms is skipped, the next request goes at 300 ms.
+        bucket.mux_remaining(1);
+        assert_eq!((bucket.reserve(now) - now).as_millis(), 300);
+        // The rate itself is unchanged (no 429 was seen).
+        assert_eq!(bucket.current_rate(), 10.0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -49,6 +49,12 @@ pub(super) fn request_id(response: &reqwest::Response) -> String {
         .to_string()
 }
 
+/// `X-RateLimit-Remaining`: what Mux's bucket has left after this request, when it says.
+pub(super) fn rate_limit_remaining(response: &reqwest::Response) -> Option<u64> {
+    let value = response.headers().get("x-ratelimit-remaining")?;
+    value.to_str().ok()?.trim().parse().ok()
+}
+
 /// `Retry-After` in seconds (Mux does not document it; honoured when present).
 pub(super) fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     let value = response.headers().get(http::header::RETRY_AFTER)?;

@@ -10,7 +10,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::answers::{
-    client_error, describe_transport_error, error_message, request_id, retry_after,
+    client_error, describe_transport_error, error_message, rate_limit_remaining, request_id,
+    retry_after,
 };
 use super::{Idempotent, MuxClient, RequestRecord};
 use crate::error::MuxError;
@@ -76,6 +77,9 @@ impl MuxClient {
                             });
                         }
                         continue;
+                    }
+                    if let Some(remaining) = rate_limit_remaining(&response) {
+                        bucket.mux_remaining(remaining);
                     }
                     let bytes = match response.bytes().await {
                         Ok(bytes) => bytes,
