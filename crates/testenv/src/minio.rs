@@ -48,9 +48,18 @@ impl Minio {
     /// Starts a MinIO server of its own, with the bucket `testenv`; it stops when dropped.
     /// Blocks until it is ready.
     pub fn start() -> Result<Self> {
+        Self::start_with(Scratch::new("minio")?)
+    }
+
+    /// Like [`Minio::start`], its data under `base` (a benchmark puts it in memory, so that
+    /// the disk's write speed is not what it measures).
+    pub fn start_in(base: &Path) -> Result<Self> {
+        Self::start_with(Scratch::new_in("minio", base)?)
+    }
+
+    fn start_with(mut scratch: Scratch) -> Result<Self> {
         mux::tls::install_crypto_provider();
         let bin = Tool::Minio.path()?;
-        let mut scratch = Scratch::new("minio")?;
         let (server, endpoint) = retry_on_port_conflict(|| start_server(&bin, &mut scratch))?;
         let minio = Minio {
             server,

@@ -65,7 +65,12 @@ pub(crate) struct Scratch {
 impl Scratch {
     /// Creates `$TMPDIR/mmo-<label>-<random>` and its watchdog.
     pub(crate) fn new(label: &str) -> Result<Self> {
-        Self::create(label, None)
+        Self::create(label, None, &std::env::temp_dir())
+    }
+
+    /// Like [`Scratch::new`], under `base` instead of `$TMPDIR`.
+    pub(crate) fn new_in(label: &str, base: &Path) -> Result<Self> {
+        Self::create(label, None, base)
     }
 
     /// Like [`Scratch::new`], and the watchdog holds a duplicate of `held` (as its stdout) until
@@ -74,12 +79,11 @@ impl Scratch {
         let held = held
             .try_clone()
             .map_err(Error::io("duplicating a descriptor for the watchdog"))?;
-        Self::create(label, Some(Stdio::from(held)))
+        Self::create(label, Some(Stdio::from(held)), &std::env::temp_dir())
     }
 
-    fn create(label: &str, stdout: Option<Stdio>) -> Result<Self> {
-        let dir =
-            std::env::temp_dir().join(format!("mmo-{label}-{}", uuid::Uuid::new_v4().simple()));
+    fn create(label: &str, stdout: Option<Stdio>, base: &Path) -> Result<Self> {
+        let dir = base.join(format!("mmo-{label}-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
         let keep = std::env::var_os(KEEP_ENV).is_some();
         let spawned = Command::new("sh")
