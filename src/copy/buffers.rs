@@ -1,4 +1,4 @@
-//! Buffers used again: the ranges' and the parts'. A copy goes through thousands of 4 MiB
+//! Buffers used again: the ranges' and the parts'. A copy goes through thousands of 3 MiB
 //! ranges and 5 MiB parts, and allocating each afresh costs more CPU than the copy itself: a
 //! large allocation is an mmap of its own (see `bound_the_heap`), whose every page the kernel
 //! faults in and zeroes when first written, and unmaps when freed (a quarter of the copier's

@@ -45,10 +45,10 @@
 //!    `--overwrite` is set; nothing is written over it (an object without a recorded digest is
 //!    refused before anything is downloaded).
 //! 2. **Streaming.** The master is fetched in `Range` requests: the first asks for one range
-//!    of `--range-size` (4 MiB); once its 206 names the file's length, the rest of that length
+//!    of `--range-size` (3 MiB); once its 206 names the file's length, the rest of that length
 //!    is asked for as ranges, `--connections` (16) requests in flight at once (a CDN caps each
 //!    connection: several go faster in aggregate), their bodies read within `--read-ahead`
-//!    (8 MiB) of the bytes consumed (the others wait in their connections), each held until its turn and then hashed and uploaded in
+//!    (4 MiB) of the bytes consumed (the others wait in their connections), each held until its turn and then hashed and uploaded in
 //!    order (see `download/ranges.rs`). A server that answers with the whole
 //!    file (200) is read in one stream. The bytes go, in parts of `--part-size` (5 MiB), at
 //!    most `--parts-in-flight` (2) uploading at once while the next one fills, into a
